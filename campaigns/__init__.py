@@ -1,0 +1,1 @@
+"""The campaign domain shared by the producer CLI and the consumer daemon."""

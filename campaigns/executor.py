@@ -1,0 +1,411 @@
+"""The per-batch executor: decides what happens to each recipient of one batch message.
+
+It makes no boto3 or HTTP calls of its own; its collaborators are passed in. For each
+recipient, in this order, and nothing sent before its guard passed: the campaign must still
+be RUNNING; claim it (PENDING → SENDING); reserve one unit of the cap; send (paced); commit
+the outcome; count it. The order is chosen so a crash between two writes errs on the safe
+side (see docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from campaigns.errors import (
+    AmbiguousSend,
+    CampaignHalted,
+    InvalidTransition,
+    PairRateLimited,
+    RecipientRejected,
+    RetryableSendError,
+    StoreUnavailable,
+    ThrottledSendError,
+)
+from campaigns.logging import get_logger
+from campaigns.message import BatchMessage
+from campaigns.metrics import EngineMetrics
+from campaigns.models import Action, Campaign, CampaignStatus, Claim, PauseReason, Recipient
+from campaigns.ports import CapGuard, Clock, RateLimiter, Reservation, Sender, Store
+from campaigns.whatsapp import TemplateMessage
+
+STATUS_CACHE_S = 1.0  # pause and cancel take effect within a second (or one send)
+
+
+class BatchOutcome(StrEnum):
+    COMPLETED = "completed"  # every recipient committed or handled elsewhere: delete
+    PAUSED = "paused"  # this batch paused the campaign (cap, auth, ...): delete
+    NOT_RUNNING = "not_running"  # the campaign is paused, cancelled or completed: delete
+    RELEASED = "released"  # stopping: recipients left PENDING, release the message
+    POISON = "poison"  # unknown campaign: never act on it, let it reach the DLQ
+    ERROR = "error"  # the store failed: leave the message for redelivery
+
+    @property
+    def deletes_message(self) -> bool:
+        return self in (BatchOutcome.COMPLETED, BatchOutcome.PAUSED, BatchOutcome.NOT_RUNNING)
+
+
+class RecipientOutcome(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    SKIPPED = "skipped"  # already handled (or being handled) elsewhere
+    RELEASED = "released"  # back to PENDING, untouched by this batch
+
+
+@dataclass
+class BatchSummary:
+    campaign_id: str
+    batch_id: str
+    outcome: BatchOutcome = BatchOutcome.COMPLETED
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+    released: int = 0
+    pause_reason: str | None = None
+    completed_campaign: bool = False
+    outcomes: dict[str, RecipientOutcome] = field(default_factory=dict)
+
+    @property
+    def processed(self) -> int:
+        return self.sent + self.failed + self.unknown
+
+    def record(self, phone: str, outcome: RecipientOutcome) -> None:
+        self.outcomes[phone] = outcome
+        match outcome:
+            case RecipientOutcome.SENT:
+                self.sent += 1
+            case RecipientOutcome.FAILED:
+                self.failed += 1
+            case RecipientOutcome.UNKNOWN:
+                self.unknown += 1
+            case RecipientOutcome.SKIPPED:
+                self.skipped += 1
+            case RecipientOutcome.RELEASED:
+                self.released += 1
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_send_attempts: int = 3
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 30.0
+    pair_rate_base_s: float = 4.0  # Meta: retry a 131056 recipient after 4^n seconds
+
+    def delay_s(self, error: RetryableSendError, attempt: int, rng: random.Random) -> float:
+        if isinstance(error, PairRateLimited):
+            computed = self.pair_rate_base_s**attempt
+        else:
+            exp = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+            computed = exp / 2 + rng.uniform(0, exp / 2)  # "equal jitter"
+        if error.retry_after_s is not None:
+            computed = max(computed, error.retry_after_s)
+        return min(computed, max(self.backoff_max_s, self.pair_rate_base_s**2))
+
+
+class CampaignCache:
+    """Campaign metadata read at most once a second per campaign; shared by threads."""
+
+    def __init__(self, store: Store, clock: Clock, ttl_s: float = STATUS_CACHE_S) -> None:
+        self._store = store
+        self._clock = clock
+        self._ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[Campaign | None, float]] = {}
+
+    def get(self, campaign_id: str) -> Campaign | None:
+        now = self._clock.monotonic()
+        with self._lock:
+            entry = self._entries.get(campaign_id)
+        if entry is not None and now - entry[1] < self._ttl_s:
+            return entry[0]
+        campaign = self._store.get_campaign(campaign_id)
+        self.put(campaign_id, campaign)
+        return campaign
+
+    def put(self, campaign_id: str, campaign: Campaign | None) -> None:
+        with self._lock:
+            self._entries[campaign_id] = (campaign, self._clock.monotonic())
+            if len(self._entries) > 1000:
+                self._entries.pop(next(iter(self._entries)))
+
+
+class _Stop(Exception):
+    """Internal: end the batch with this outcome."""
+
+    def __init__(self, outcome: BatchOutcome) -> None:
+        super().__init__(outcome.value)
+        self.outcome = outcome
+
+
+class BatchExecutor:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        guard: CapGuard,
+        sender: Sender,
+        limiter: RateLimiter,
+        clock: Clock,
+        metrics: EngineMetrics,
+        owner: str,
+        lease_s: float,
+        policy: RetryPolicy | None = None,
+        cache: CampaignCache | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._guard = guard
+        self._sender = sender
+        self._limiter = limiter
+        self._clock = clock
+        self._metrics = metrics
+        self._owner = owner
+        self._lease_s = lease_s
+        self._policy = policy or RetryPolicy()
+        self._cache = cache or CampaignCache(store, clock)
+        self._rng = rng or random.Random()
+        self._log = get_logger(owner=owner)
+
+    def run(
+        self,
+        message: BatchMessage,
+        stop: threading.Event | None = None,
+        heartbeat: Callable[[], None] | None = None,
+    ) -> BatchSummary:
+        stop = stop or threading.Event()
+        summary = BatchSummary(campaign_id=message.campaign_id, batch_id=message.batch_id)
+        log = self._log.bind(campaign_id=message.campaign_id, batch_id=message.batch_id)
+        try:
+            for index, phone in enumerate(message.phones):
+                if stop.is_set():
+                    for rest in message.phones[index:]:
+                        summary.record(rest, RecipientOutcome.RELEASED)
+                    raise _Stop(BatchOutcome.RELEASED)
+                if heartbeat is not None:
+                    heartbeat()
+                self._one(message.campaign_id, phone, summary, stop)
+        except _Stop as stopped:
+            summary.outcome = stopped.outcome
+        except StoreUnavailable as exc:
+            log.warning("batch.store_unavailable", error=str(exc))
+            summary.outcome = BatchOutcome.ERROR
+        self._metrics.batches.labels(outcome=summary.outcome.value).inc()
+        return summary
+
+    # -- one recipient -------------------------------------------------------------------
+
+    def _one(
+        self, campaign_id: str, phone: str, summary: BatchSummary, stop: threading.Event
+    ) -> None:
+        campaign = self._cache.get(campaign_id)
+        if campaign is None:
+            raise _Stop(BatchOutcome.POISON)
+        if campaign.status is not CampaignStatus.RUNNING:
+            raise _Stop(BatchOutcome.NOT_RUNNING)
+        now = self._clock.now()
+        result = self._store.claim(campaign_id, phone, self._owner, now + self._lease_s)
+        if result.claim is None:
+            self._not_claimed(campaign_id, phone, result.current, summary)
+            return
+        claim = result.claim
+        reservation = self._guard.reserve(self._clock.now())
+        if reservation is None:
+            self._store.release(claim, refund_attempt=True)
+            summary.record(phone, RecipientOutcome.RELEASED)
+            usage = self._guard.usage(self._clock.now())
+            self._metrics.cap_used.set(usage.used)
+            self._pause(
+                campaign_id,
+                PauseReason.DAILY_LIMIT,
+                f"Daily limit reached: {usage.used}/{usage.limit} conversations",
+                summary,
+            )
+            raise _Stop(BatchOutcome.PAUSED)
+        self._metrics.cap_used.set(reservation.used)
+        self._metrics.cap_limit.set(reservation.limit)
+        self._send(campaign, claim, reservation, summary, stop)
+
+    def _not_claimed(
+        self, campaign_id: str, phone: str, current: Recipient | None, summary: BatchSummary
+    ) -> None:
+        if current is None:
+            self._log.warning("recipient.missing", campaign_id=campaign_id, phone=phone)
+        elif current.lease_expired(self._clock.now()) and self._store.expire_lease(
+            current, self._clock.now()
+        ):
+            # Claimed by a process that died mid-send: it may or may not have been sent.
+            self._metrics.unknown.inc()
+            self._log.warning("recipient.lease_expired", campaign_id=campaign_id, phone=phone)
+            self._count(campaign_id, summary, unknown=1)
+        summary.record(phone, RecipientOutcome.SKIPPED)
+
+    def _send(
+        self,
+        campaign: Campaign,
+        claim: Claim,
+        reservation: Reservation,
+        summary: BatchSummary,
+        stop: threading.Event,
+    ) -> None:
+        recipient = claim.recipient
+        phone = recipient.phone
+        message = TemplateMessage(
+            to=phone,
+            template_name=campaign.template_name,
+            language=campaign.template_language,
+            params=recipient.params,
+            named_params=campaign.parameter_format == "NAMED",
+            callback_data=f"{campaign.campaign_id}:{phone}",
+        )
+        log = self._log.bind(campaign_id=campaign.campaign_id, phone=phone)
+        while True:
+            if not self._limiter.acquire(stop):
+                self._give_back(claim, reservation, summary, refund_attempt=True)
+                raise _Stop(BatchOutcome.RELEASED)
+            started = self._clock.monotonic()
+            try:
+                accepted = self._sender.send(message)
+            except RetryableSendError as exc:
+                self._metrics.send_duration.observe(self._clock.monotonic() - started)
+                if isinstance(exc, ThrottledSendError):
+                    self._limiter.throttled(exc.retry_after_s)
+                tries = claim.recipient.tries
+                if tries >= self._policy.max_send_attempts:
+                    log.warning("recipient.retries_exhausted", code=exc.code, attempts=tries)
+                    self._fail(claim, reservation, exc.code, summary)
+                    return
+                self._metrics.retries.labels(error_code=exc.code).inc()
+                delay_s = self._policy.delay_s(exc, tries, self._rng)
+                log.info("recipient.retry", code=exc.code, attempt=tries, delay_s=delay_s)
+                if not self._clock.sleep(delay_s, stop):
+                    self._give_back(claim, reservation, summary, refund_attempt=False)
+                    raise _Stop(BatchOutcome.RELEASED) from None
+                extended = self._store.record_attempt(claim, self._clock.now() + self._lease_s)
+                if extended is None:  # the lease was taken from us: leave it to its new state
+                    log.warning("recipient.lease_lost")
+                    self._guard.refund(reservation)
+                    summary.record(phone, RecipientOutcome.SKIPPED)
+                    return
+                claim = extended
+                continue
+            except RecipientRejected as exc:
+                self._metrics.send_duration.observe(self._clock.monotonic() - started)
+                if not exc.classified:
+                    log.warning("recipient.unclassified_error", code=exc.code, detail=exc.detail)
+                if exc.suppress:
+                    self._store.suppress(phone, exc.code)
+                self._fail(claim, reservation, exc.code, summary)
+                return
+            except CampaignHalted as exc:
+                self._metrics.send_duration.observe(self._clock.monotonic() - started)
+                # One expired token must not burn the whole list: the recipient stays PENDING.
+                self._store.release(claim, refund_attempt=False, halted=True)
+                self._guard.refund(reservation)
+                summary.record(phone, RecipientOutcome.RELEASED)
+                log.error("campaign.halted", code=exc.code, reason=exc.reason)
+                self._pause(
+                    claim.recipient.campaign_id, PauseReason(exc.reason), exc.detail, summary
+                )
+                raise _Stop(BatchOutcome.PAUSED) from None
+            except AmbiguousSend as exc:
+                self._metrics.send_duration.observe(self._clock.monotonic() - started)
+                # Meta may have accepted it: keep the unit, never resend automatically.
+                log.warning("recipient.unknown", code=exc.code, detail=exc.detail)
+                result = self._store.commit_unknown(claim, exc.code, self._clock.now())
+                if result.committed:
+                    self._metrics.unknown.inc()
+                    self._count(claim.recipient.campaign_id, summary, unknown=1)
+                summary.record(phone, RecipientOutcome.UNKNOWN)
+                return
+            self._metrics.send_duration.observe(self._clock.monotonic() - started)
+            self._metrics.sent.inc()
+            result = self._store.commit_sent(claim, accepted.message_id, self._clock.now())
+            if result.committed:
+                self._count(
+                    claim.recipient.campaign_id,
+                    summary,
+                    sent=1,
+                    unknown=-1 if result.was_unknown else 0,
+                )
+            else:
+                log.warning("recipient.commit_lost", message_id=accepted.message_id)
+            summary.record(phone, RecipientOutcome.SENT)
+            return
+
+    # -- outcomes ------------------------------------------------------------------------
+
+    def _fail(
+        self, claim: Claim, reservation: Reservation, code: str, summary: BatchSummary
+    ) -> None:
+        result = self._store.commit_failed(claim, code, self._clock.now())
+        # Meta answered with a rejection, so nobody was reached: refund the unit.
+        self._guard.refund(reservation)
+        self._metrics.failed.labels(error_code=code).inc()
+        if result.committed:
+            self._count(
+                claim.recipient.campaign_id,
+                summary,
+                failed=1,
+                unknown=-1 if result.was_unknown else 0,
+            )
+        summary.record(claim.recipient.phone, RecipientOutcome.FAILED)
+
+    def _give_back(
+        self,
+        claim: Claim,
+        reservation: Reservation,
+        summary: BatchSummary,
+        *,
+        refund_attempt: bool,
+    ) -> None:
+        self._store.release(claim, refund_attempt=refund_attempt)
+        self._guard.refund(reservation)
+        summary.record(claim.recipient.phone, RecipientOutcome.RELEASED)
+
+    def _count(
+        self,
+        campaign_id: str,
+        summary: BatchSummary,
+        *,
+        sent: int = 0,
+        failed: int = 0,
+        unknown: int = 0,
+    ) -> None:
+        campaign = self._store.add_counts(campaign_id, sent=sent, failed=failed, unknown=unknown)
+        if campaign is None:
+            return
+        self._cache.put(campaign_id, campaign)
+        if campaign.status is CampaignStatus.RUNNING and campaign.pending_count == 0:
+            self._try_complete(campaign_id, summary)
+
+    def _try_complete(self, campaign_id: str, summary: BatchSummary) -> None:
+        """COMPLETED exactly once: only when no PENDING or SENDING item is left, by a
+        conditional write that only one racing consumer can win."""
+        if self._store.count_statuses(campaign_id).open:
+            return
+        try:
+            campaign = self._store.transition(campaign_id, Action.COMPLETE)
+        except InvalidTransition:
+            return
+        self._cache.put(campaign_id, campaign)
+        summary.completed_campaign = True
+        self._log.info("campaign.completed", campaign_id=campaign_id)
+
+    def _pause(
+        self, campaign_id: str, reason: PauseReason, text: str, summary: BatchSummary
+    ) -> None:
+        summary.pause_reason = text
+        try:
+            campaign = self._store.transition(campaign_id, Action.PAUSE, pause_reason=text)
+        except InvalidTransition:
+            return  # already paused (by a racing consumer) or cancelled
+        self._cache.put(campaign_id, campaign)
+        self._metrics.pauses.labels(reason=reason.value).inc()
+        self._log.warning(
+            "campaign.paused", campaign_id=campaign_id, reason=reason.value, text=text
+        )

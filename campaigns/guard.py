@@ -1,0 +1,256 @@
+"""The cap guard: Meta's messaging limit, enforced atomically across every consumer.
+
+Meta counts unique users reached by business-initiated messages in a *moving 24-hour window*
+per business portfolio. We charge one unit per send into hour buckets, kept as attributes
+``h00``..``h23`` of one item per UTC day (the seed's ``DAILY_COUNTER#<date>`` item, whose day
+``count`` keeps being updated for reporting). A reservation is one conditional write:
+
+    ADD count 1, hHH 1   IF openHour = HH AND not sealed AND hHH < cap - sum(previous 24 hours)
+
+The previous 24 hours are *closed*: their sums are frozen and may be cached. An hour closes
+when a writer advances ``openHour`` past it (a write that also checks that the hour it closes
+still holds the value it read), and a day closes when the first writer of the next day seals
+it. A writer whose clock lags behind sees the advanced ``openHour`` (or the seal) and charges
+the later bucket instead, which only makes the window more conservative. The window is
+therefore 24-25 hours, never less than Meta's 24, and no interleaving of racing writers can
+pass the cap: the only bucket still open is checked by the condition itself.
+
+Refunds (``ADD -1``) only ever lower a bucket, so a cached frozen sum errs on the safe side;
+a refusal is confirmed with a fresh consistent read before it is believed.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from campaigns.dynamo import counter_key, deserialize, is_conditional_failure, unavailable
+from campaigns.errors import StoreUnavailable
+from campaigns.ports import CapUsage, Reservation
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+HOURS = 24
+MAX_RESERVE_TRIES = 12  # conflicts only happen around hour boundaries
+
+
+def hour_attr(hour: int) -> str:
+    return f"h{hour:02d}"
+
+
+def day_and_hour(now_s: float) -> tuple[str, int]:
+    moment = datetime.fromtimestamp(now_s, tz=UTC)
+    return moment.strftime("%Y-%m-%d"), moment.hour
+
+
+def previous_day(day: str) -> str:
+    return (datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC) - timedelta(days=1)).strftime(
+        "%Y-%m-%d"
+    )
+
+
+def next_day(day: str) -> str:
+    return (datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC) + timedelta(days=1)).strftime(
+        "%Y-%m-%d"
+    )
+
+
+@dataclass
+class DayState:
+    """What one day item held when last read (or written) by this process."""
+
+    hours: list[int] = field(default_factory=lambda: [0] * HOURS)
+    open_hour: int | None = None
+    sealed: bool = False
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any] | None) -> DayState:
+        if not item:
+            return cls()
+        data = deserialize(item)
+        hours = [int(data.get(hour_attr(h), 0)) for h in range(HOURS)]
+        open_hour = data.get("openHour")
+        return cls(
+            hours=hours,
+            open_hour=int(open_hour) if open_hour is not None else None,
+            sealed=bool(data.get("sealed", False)),
+        )
+
+
+class DynamoCapGuard:
+    """Implements ``campaigns.ports.CapGuard`` on the campaigns table's counter items."""
+
+    def __init__(
+        self, client: DynamoDBClient, table: str, cap: int, portfolio: str = "default"
+    ) -> None:
+        self._db = client
+        self._table = table
+        self._cap = cap
+        self._portfolio = portfolio
+        self._lock = threading.Lock()
+        self._days: dict[str, DayState] = {}
+
+    @property
+    def limit(self) -> int:
+        return self._cap
+
+    def reserve(self, now_s: float) -> Reservation | None:
+        day, hour = day_and_hour(now_s)
+        fresh = False  # a refusal is believed only on a state read just now
+        for _ in range(MAX_RESERVE_TRIES):
+            today = self._state(day)
+            if today.sealed:  # our clock lags behind a writer who already started the next day
+                day, hour, fresh = next_day(day), 0, False
+                continue
+            if today.open_hour is None:
+                self._seal(previous_day(day))
+            target = max(hour, today.open_hour if today.open_hour is not None else hour)
+            frozen = self._frozen_sum(day, target)
+            remaining = self._cap - frozen if self._cap else None
+            if remaining is not None and remaining <= today.hours[target]:
+                if fresh:
+                    return None
+                self._read(day)
+                fresh = True
+                continue
+            written = self._write(day, target, today, remaining)
+            if written is None:
+                self._read(day)  # someone moved the item: re-read and try again
+                fresh = True
+                continue
+            return Reservation(
+                bucket=counter_key(self._portfolio, day)["PK"]["S"],
+                hour=target,
+                used=frozen + written.hours[target],
+                limit=self._cap,
+            )
+        raise StoreUnavailable("cap reservation kept conflicting; try again later")
+
+    def refund(self, reservation: Reservation) -> None:
+        attr = hour_attr(reservation.hour)
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"PK": {"S": reservation.bucket}, "SK": {"S": "METADATA"}},
+                UpdateExpression="ADD #c :minus, #h :minus",
+                ConditionExpression="#h > :zero",
+                ExpressionAttributeNames={"#c": "count", "#h": attr},
+                ExpressionAttributeValues={":minus": {"N": "-1"}, ":zero": {"N": "0"}},
+            )
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise unavailable(exc, "refund") from None
+        except BotoCoreError as exc:
+            raise unavailable(exc, "refund") from None
+
+    def usage(self, now_s: float) -> CapUsage:
+        day, hour = day_and_hour(now_s)
+        today = self._read(day)
+        yesterday = self._read(previous_day(day))
+        used = sum(today.hours[: hour + 1]) + sum(yesterday.hours[hour:])
+        return CapUsage(used=used, limit=self._cap)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _frozen_sum(self, day: str, hour: int) -> int:
+        """Units charged in the 24 closed hours before ``hour`` of ``day``."""
+        with self._lock:
+            today = self._days.get(day, DayState())
+            yesterday = self._days.get(previous_day(day))
+        if yesterday is None or not yesterday.sealed:
+            yesterday = self._seal(previous_day(day))
+        return sum(today.hours[:hour]) + sum(yesterday.hours[hour:])
+
+    def _state(self, day: str) -> DayState:
+        with self._lock:
+            state = self._days.get(day)
+        return state if state is not None else self._read(day)
+
+    def _read(self, day: str) -> DayState:
+        try:
+            response = self._db.get_item(
+                TableName=self._table, Key=counter_key(self._portfolio, day), ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise unavailable(exc, "cap read") from None
+        state = DayState.from_item(response.get("Item"))
+        self._remember(day, state)
+        return state
+
+    def _seal(self, day: str) -> DayState:
+        """Close ``day`` for good: afterwards nobody can charge it, so its sums are final."""
+        with self._lock:
+            known = self._days.get(day)
+        if known is not None and known.sealed:
+            return known
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=counter_key(self._portfolio, day),
+                UpdateExpression="SET sealed = :t",
+                ExpressionAttributeValues={":t": {"BOOL": True}},
+                ReturnValues="ALL_NEW",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise unavailable(exc, "cap seal") from None
+        state = DayState.from_item(response.get("Attributes"))
+        self._remember(day, state)
+        return state
+
+    def _write(self, day: str, hour: int, seen: DayState, remaining: int | None) -> DayState | None:
+        attr = hour_attr(hour)
+        names = {"#c": "count", "#h": attr}
+        values: dict[str, Any] = {":one": {"N": "1"}, ":hour": {"N": str(hour)}}
+        conditions = ["attribute_not_exists(sealed)"]
+        update = "ADD #c :one, #h :one"
+        if seen.open_hour == hour:
+            conditions.append("openHour = :hour")
+        else:
+            # Advancing the open hour closes the previous one: it must still hold what we read.
+            update += " SET openHour = :hour"
+            if seen.open_hour is None:
+                conditions.append("attribute_not_exists(openHour)")
+            else:
+                names["#p"] = hour_attr(seen.open_hour)
+                values[":open"] = {"N": str(seen.open_hour)}
+                values[":prev"] = {"N": str(seen.hours[seen.open_hour])}
+                conditions.append("openHour = :open")
+                conditions.append(
+                    "(#p = :prev OR attribute_not_exists(#p))"
+                    if seen.hours[seen.open_hour] == 0
+                    else "#p = :prev"
+                )
+        if remaining is not None:
+            values[":rem"] = {"N": str(remaining)}
+            conditions.append("(attribute_not_exists(#h) OR #h < :rem)")
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=counter_key(self._portfolio, day),
+                UpdateExpression=update,
+                ConditionExpression=" AND ".join(conditions),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return None
+            raise unavailable(exc, "cap reserve") from None
+        except BotoCoreError as exc:
+            raise unavailable(exc, "cap reserve") from None
+        state = DayState.from_item(response.get("Attributes"))
+        self._remember(day, state)
+        return state
+
+    def _remember(self, day: str, state: DayState) -> None:
+        with self._lock:
+            self._days[day] = state
+            if len(self._days) > 4:  # keep only the days a window can touch
+                for old in sorted(self._days)[:-4]:
+                    del self._days[old]

@@ -1,0 +1,52 @@
+"""structlog configuration: JSON in production, console on a TTY; phones masked, no secrets."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from campaigns.phones import mask
+
+_PHONE_KEYS = frozenset({"phone", "to", "recipient"})
+_SECRET_KEYS = frozenset({"token", "access_token", "meta_access_token", "authorization"})
+
+
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event):
+        lowered = key.lower()
+        if lowered in _PHONE_KEYS and isinstance(event[key], str):
+            event[key] = mask(event[key])
+        elif lowered in _SECRET_KEYS:
+            event[key] = "***"
+    return event
+
+
+def configure(log_format: str = "json", level: str = "info") -> None:
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        if log_format == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(**bindings: Any) -> Any:
+    return structlog.get_logger().bind(**bindings)

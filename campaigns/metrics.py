@@ -1,0 +1,77 @@
+"""Prometheus metrics. Names are a contract: dashboards and alerts depend on them.
+
+Base units, ``_total`` counters, and never a phone number or message id as a label.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+SEND_BUCKETS_S = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class EngineMetrics:
+    """All of the engine's metrics, registered on one registry (a fresh one per test)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.sent = Counter(
+            "campaign_messages_sent", "Template messages accepted by the Cloud API.", registry=r
+        )
+        self.failed = Counter(
+            "campaign_messages_failed",
+            "Recipients failed, by Meta error code (META_<code> or META_HTTP_<status>).",
+            ["error_code"],
+            registry=r,
+        )
+        self.unknown = Counter(
+            "campaign_messages_unknown",
+            "Recipients whose send outcome cannot be known (never resent automatically).",
+            registry=r,
+        )
+        self.retries = Counter(
+            "campaign_send_retries",
+            "Send attempts that will be retried, by error code.",
+            ["error_code"],
+            registry=r,
+        )
+        self.pauses = Counter(
+            "campaign_pauses", "Campaigns paused by the engine, by reason.", ["reason"], registry=r
+        )
+        self.batches = Counter(
+            "campaign_batches_processed",
+            "Batch messages processed, by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.send_duration = Histogram(
+            "campaign_send_duration_seconds",
+            "Duration of one Cloud API send request.",
+            buckets=SEND_BUCKETS_S,
+            registry=r,
+        )
+        self.cap_used = Gauge(
+            "campaign_cap_used",
+            "Messaging-limit units used in the moving 24 h window (this portfolio).",
+            registry=r,
+        )
+        self.cap_limit = Gauge(
+            "campaign_cap_limit",
+            "The configured messaging limit (DAILY_CAP; 0 = none).",
+            registry=r,
+        )
+        self.batches_in_flight = Gauge(
+            "campaign_batches_in_flight", "Batch messages being processed now.", registry=r
+        )
+        self.draining = Gauge(
+            "campaign_consumer_draining", "1 while the consumer is shutting down.", registry=r
+        )
+        self.send_rate_limit = Gauge(
+            "campaign_send_rate_limit_per_second",
+            "The pacing rate right now (lower than configured after throttling).",
+            registry=r,
+        )
+        self.receive_errors = Counter(
+            "campaign_queue_receive_errors", "Failed SQS receive calls.", registry=r
+        )

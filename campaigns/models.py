@@ -1,0 +1,206 @@
+"""Campaign and recipient records and the state machines that govern them."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from campaigns.errors import InvalidInput, InvalidTransition
+
+CAMPAIGN_ID_RE = re.compile(
+    r"^cmp_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+)
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "DRAFT"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+
+
+class RecipientStatus(StrEnum):
+    PENDING = "PENDING"
+    SENDING = "SENDING"
+    SENT = "SENT"
+    FAILED = "FAILED"
+    UNKNOWN = "UNKNOWN"
+
+
+TERMINAL_RECIPIENT_STATUSES = frozenset(
+    {RecipientStatus.SENT, RecipientStatus.FAILED, RecipientStatus.UNKNOWN}
+)
+
+
+class Action(StrEnum):
+    """Operator and engine actions on a campaign, each a transition."""
+
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    COMPLETE = "complete"
+
+
+# action -> (statuses it may start from, status it leads to)
+TRANSITIONS: Mapping[Action, tuple[frozenset[CampaignStatus], CampaignStatus]] = {
+    Action.START: (frozenset({CampaignStatus.DRAFT}), CampaignStatus.RUNNING),
+    Action.PAUSE: (frozenset({CampaignStatus.RUNNING}), CampaignStatus.PAUSED),
+    Action.RESUME: (frozenset({CampaignStatus.PAUSED}), CampaignStatus.RUNNING),
+    Action.CANCEL: (
+        frozenset({CampaignStatus.DRAFT, CampaignStatus.RUNNING, CampaignStatus.PAUSED}),
+        CampaignStatus.CANCELLED,
+    ),
+    Action.COMPLETE: (frozenset({CampaignStatus.RUNNING}), CampaignStatus.COMPLETED),
+}
+
+# Statuses in which recipients may be added to a campaign.
+POPULATE_STATUSES = frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED})
+
+
+def check_transition(current: CampaignStatus, action: Action) -> CampaignStatus:
+    """Return the status ``action`` leads to from ``current``, or raise ``InvalidTransition``."""
+    sources, target = TRANSITIONS[action]
+    if current not in sources:
+        raise InvalidTransition(current.value, action.value)
+    return target
+
+
+def new_campaign_id() -> str:
+    return f"cmp_{uuid.uuid4()}"
+
+
+def validate_campaign_id(campaign_id: str) -> str:
+    if not CAMPAIGN_ID_RE.match(campaign_id):
+        raise InvalidInput(f"Malformed campaign id: {campaign_id!r} (expected cmp_<uuid4>)")
+    return campaign_id
+
+
+class PauseReason(StrEnum):
+    """The short enum used as the ``reason`` label of ``campaign_pauses_total``."""
+
+    DAILY_LIMIT = "daily_limit"
+    AUTH = "auth"
+    ACCOUNT = "account"
+    TEMPLATE = "template"
+    QUALITY = "quality"
+    OPERATOR = "operator"
+
+
+@dataclass(frozen=True)
+class TemplateParam:
+    """One per-recipient template parameter; ``name`` is the CSV column it came from."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Campaign:
+    campaign_id: str
+    name: str
+    template_name: str
+    template_language: str
+    status: CampaignStatus
+    total_recipients: int = 0
+    sent_count: int = 0
+    failed_count: int = 0
+    unknown_count: int = 0
+    pause_reason: str | None = None
+    parameter_format: str = "POSITIONAL"
+    created_at: str | None = None
+    started_at: str | None = None
+    paused_at: str | None = None
+    completed_at: str | None = None
+    cancelled_at: str | None = None
+
+    @property
+    def pending_count(self) -> int:
+        """Recipients not yet in a final state (PENDING or SENDING), from the counters."""
+        done = self.sent_count + self.failed_count + self.unknown_count
+        return max(self.total_recipients - done, 0)
+
+    @property
+    def progress_percent(self) -> float:
+        if self.total_recipients == 0:
+            return 100.0 if self.status is CampaignStatus.COMPLETED else 0.0
+        done = self.total_recipients - self.pending_count
+        return round(100.0 * done / self.total_recipients, 1)
+
+    def to_public(self) -> dict[str, Any]:
+        """The shape the CLI prints with ``--json`` (the table's attribute names)."""
+        return {
+            "campaignId": self.campaign_id,
+            "name": self.name,
+            "templateName": self.template_name,
+            "templateLanguage": self.template_language,
+            "status": self.status.value,
+            "totalRecipients": self.total_recipients,
+            "sentCount": self.sent_count,
+            "failedCount": self.failed_count,
+            "unknownCount": self.unknown_count,
+            "pendingCount": self.pending_count,
+            "progress": self.progress_percent,
+            "pauseReason": self.pause_reason,
+            "createdAt": self.created_at,
+            "startedAt": self.started_at,
+            "pausedAt": self.paused_at,
+            "completedAt": self.completed_at,
+            "cancelledAt": self.cancelled_at,
+        }
+
+
+@dataclass(frozen=True)
+class Recipient:
+    campaign_id: str
+    phone: str
+    status: RecipientStatus
+    attempts: int = 0
+    halted_attempts: int = 0  # requests answered with a campaign-level error (not this number's)
+    params: tuple[TemplateParam, ...] = ()
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    message_id: str | None = None
+    error_code: str | None = None
+
+    @property
+    def tries(self) -> int:
+        """Requests that count against the retry budget."""
+        return self.attempts - self.halted_attempts
+
+    def lease_expired(self, now_s: float) -> bool:
+        return self.status is RecipientStatus.SENDING and (
+            self.lease_until is None or self.lease_until <= now_s
+        )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A recipient this consumer holds as SENDING under ``owner`` until ``lease_until``."""
+
+    recipient: Recipient
+    owner: str
+    lease_until: float
+
+
+@dataclass(frozen=True)
+class StatusCounts:
+    """Recipient items of one campaign counted by status."""
+
+    counts: Mapping[RecipientStatus, int] = field(default_factory=dict)
+
+    def __getitem__(self, status: RecipientStatus) -> int:
+        return self.counts.get(status, 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def open(self) -> int:
+        return self[RecipientStatus.PENDING] + self[RecipientStatus.SENDING]

@@ -1,0 +1,114 @@
+"""Create the tables, the queue and its dead-letter queue if missing (idempotent)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from campaigns.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
+from campaigns.settings import Settings
+
+MAX_RECEIVE_COUNT = 5  # a message received this often without deletion goes to the DLQ
+DLQ_RETENTION_S = 14 * 24 * 3600  # SQS's maximum retention: time to look at poison
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    campaigns_table: str
+    recipients_table: str
+    queue_url: str
+    dlq_url: str
+    created: tuple[str, ...]
+
+
+def ensure_table(db: DynamoDBClient, name: str) -> bool:
+    try:
+        db.describe_table(TableName=name)
+        return False
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+    try:
+        db.create_table(
+            TableName=name,
+            KeySchema=[
+                {"AttributeName": "PK", "KeyType": "HASH"},
+                {"AttributeName": "SK", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "PK", "AttributeType": "S"},
+                {"AttributeName": "SK", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceInUseException":
+            return False  # created by a racing init
+        raise
+    db.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    return True
+
+
+def _queue_url(sqs: SQSClient, name: str) -> str | None:
+    try:
+        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as exc:
+        if "NonExistentQueue" in exc.response.get("Error", {}).get("Code", ""):
+            return None
+        raise
+
+
+def ensure_queues(sqs: SQSClient, settings: Settings) -> tuple[str, str, list[str]]:
+    created: list[str] = []
+    dlq_url = _queue_url(sqs, settings.dlq_name)
+    if dlq_url is None:
+        dlq_url = sqs.create_queue(
+            QueueName=settings.dlq_name,
+            Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_S)},
+        )["QueueUrl"]
+        created.append(settings.dlq_name)
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
+    queue_url = _queue_url(sqs, settings.campaign_queue_name)
+    attributes: Any = {
+        "VisibilityTimeout": str(settings.visibility_timeout_s),
+        "ReceiveMessageWaitTimeSeconds": "20",
+        "RedrivePolicy": redrive,
+    }
+    if queue_url is None:
+        queue_url = sqs.create_queue(QueueName=settings.campaign_queue_name, Attributes=attributes)[
+            "QueueUrl"
+        ]
+        created.append(settings.campaign_queue_name)
+    else:
+        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"RedrivePolicy": redrive})
+    return queue_url, dlq_url, created
+
+
+def provision(db: DynamoDBClient, sqs: SQSClient, settings: Settings) -> Provisioned:
+    try:
+        created = [
+            name
+            for name in (settings.campaigns_table, settings.recipients_table)
+            if ensure_table(db, name)
+        ]
+        queue_url, dlq_url, created_queues = ensure_queues(sqs, settings)
+    except (ClientError, BotoCoreError) as exc:
+        raise StoreUnavailable(f"provisioning failed: {exc}") from None
+    return Provisioned(
+        campaigns_table=settings.campaigns_table,
+        recipients_table=settings.recipients_table,
+        queue_url=queue_url,
+        dlq_url=dlq_url,
+        created=tuple(created + created_queues),
+    )

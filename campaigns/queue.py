@@ -1,0 +1,249 @@
+"""The SQS adapter (and an in-memory queue with the same visibility semantics for tests).
+
+Every call that can be batched is: receive up to 10, delete and change visibility in batches
+of 10, send in batches of 10 (SQS's per-call maximum).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from campaigns.errors import QueueUnavailable
+from campaigns.settings import MAX_SQS_BATCH
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+MAX_WAIT_TIME_S = 20  # SQS's longest long poll
+MAX_DELAY_S = 900  # SQS's longest DelaySeconds
+SEND_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int = 1
+
+
+def chunks(items: Sequence[Any], size: int = MAX_SQS_BATCH) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _queue_error(exc: ClientError | BotoCoreError, what: str) -> QueueUnavailable:
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "Unknown")
+        return QueueUnavailable(f"SQS {what} failed: {code}")
+    return QueueUnavailable(f"SQS {what} failed: {type(exc).__name__}")
+
+
+def resolve_queue_url(client: SQSClient, name: str, url: str | None = None) -> str:
+    if url:
+        return url
+    try:
+        return client.get_queue_url(QueueName=name)["QueueUrl"]
+    except (ClientError, BotoCoreError) as exc:
+        raise _queue_error(exc, f"GetQueueUrl({name})") from None
+
+
+class SqsQueue:
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._sqs = client
+        self.url = queue_url
+
+    def receive(
+        self, max_messages: int, wait_s: int, visibility_timeout_s: int | None = None
+    ) -> list[ReceivedMessage]:
+        kwargs: dict[str, Any] = {
+            "QueueUrl": self.url,
+            "MaxNumberOfMessages": max(1, min(max_messages, MAX_SQS_BATCH)),
+            "WaitTimeSeconds": max(0, min(wait_s, MAX_WAIT_TIME_S)),
+            "MessageSystemAttributeNames": ["ApproximateReceiveCount"],
+        }
+        if visibility_timeout_s is not None:
+            kwargs["VisibilityTimeout"] = visibility_timeout_s
+        try:
+            response = self._sqs.receive_message(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise _queue_error(exc, "ReceiveMessage") from None
+        return [
+            ReceivedMessage(
+                message_id=m["MessageId"],
+                receipt_handle=m["ReceiptHandle"],
+                body=m.get("Body", ""),
+                receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+            )
+            for m in response.get("Messages", [])
+        ]
+
+    def delete(self, receipt_handles: Sequence[str]) -> list[str]:
+        """Delete in batches of 10; returns the receipt handles that could not be deleted."""
+        failed: list[str] = []
+        for chunk in chunks(list(receipt_handles)):
+            entries: list[Any] = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(chunk)]
+            try:
+                response = self._sqs.delete_message_batch(QueueUrl=self.url, Entries=entries)
+            except (ClientError, BotoCoreError) as exc:
+                raise _queue_error(exc, "DeleteMessageBatch") from None
+            failed.extend(chunk[int(f["Id"])] for f in response.get("Failed", []))
+        return failed
+
+    def change_visibility(self, receipt_handles: Sequence[str], timeout_s: int) -> list[str]:
+        failed: list[str] = []
+        for chunk in chunks(list(receipt_handles)):
+            entries: list[Any] = [
+                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": timeout_s}
+                for i, h in enumerate(chunk)
+            ]
+            try:
+                response = self._sqs.change_message_visibility_batch(
+                    QueueUrl=self.url, Entries=entries
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise _queue_error(exc, "ChangeMessageVisibilityBatch") from None
+            failed.extend(chunk[int(f["Id"])] for f in response.get("Failed", []))
+        return failed
+
+    def send(self, bodies: Sequence[str], delay_s: int = 0) -> int:
+        """Send in batches of 10, retrying failed entries; returns how many were sent."""
+        sent = 0
+        for chunk in chunks(list(bodies)):
+            pending = {str(i): body for i, body in enumerate(chunk)}
+            for attempt in range(SEND_RETRIES):
+                entries: list[Any] = [
+                    {"Id": i, "MessageBody": b, "DelaySeconds": min(delay_s, MAX_DELAY_S)}
+                    for i, b in pending.items()
+                ]
+                try:
+                    response = self._sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
+                except (ClientError, BotoCoreError) as exc:
+                    if attempt == SEND_RETRIES - 1:
+                        raise _queue_error(exc, "SendMessageBatch") from None
+                    time.sleep(0.2 * 2**attempt)
+                    continue
+                for ok in response.get("Successful", []):
+                    pending.pop(ok["Id"], None)
+                    sent += 1
+                if not pending:
+                    break
+                time.sleep(0.2 * 2**attempt)
+            if pending:
+                raise QueueUnavailable(f"SQS SendMessageBatch left {len(pending)} unsent")
+        return sent
+
+    def depth(self) -> tuple[int, int]:
+        """(visible, in flight) approximate message counts."""
+        try:
+            attrs = self._sqs.get_queue_attributes(
+                QueueUrl=self.url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _queue_error(exc, "GetQueueAttributes") from None
+        return (
+            int(attrs.get("ApproximateNumberOfMessages", 0)),
+            int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        )
+
+
+@dataclass
+class _Held:
+    message: ReceivedMessage
+    visible_at: float
+    receipt: str | None = None
+
+
+@dataclass
+class MemoryQueue:
+    """SQS semantics that matter here: visibility timeout, receive counts, redrive to a DLQ."""
+
+    visibility_timeout_s: float = 60.0
+    max_receive_count: int = 5
+    clock: Any = time.monotonic
+    dead: list[ReceivedMessage] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    _messages: dict[str, _Held] = field(default_factory=dict)
+    _receipts: dict[str, str] = field(default_factory=dict)
+    _ids: Any = field(default_factory=itertools.count)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def send(self, bodies: Sequence[str], delay_s: int = 0) -> int:
+        with self._lock:
+            for body in bodies:
+                message_id = f"m{next(self._ids)}"
+                self._messages[message_id] = _Held(
+                    ReceivedMessage(message_id, "", body, 0), self.clock() + delay_s
+                )
+        return len(bodies)
+
+    def receive(
+        self, max_messages: int, wait_s: int, visibility_timeout_s: int | None = None
+    ) -> list[ReceivedMessage]:
+        now = self.clock()
+        out: list[ReceivedMessage] = []
+        with self._lock:
+            for message_id, held in list(self._messages.items()):
+                if len(out) >= max_messages:
+                    break
+                if held.visible_at > now:
+                    continue
+                count = held.message.receive_count + 1
+                if count > self.max_receive_count:
+                    self.dead.append(held.message)
+                    del self._messages[message_id]
+                    continue
+                receipt = uuid.uuid4().hex
+                received = ReceivedMessage(message_id, receipt, held.message.body, count)
+                timeout = (
+                    self.visibility_timeout_s
+                    if visibility_timeout_s is None
+                    else visibility_timeout_s
+                )
+                self._messages[message_id] = _Held(received, now + timeout, receipt)
+                self._receipts[receipt] = message_id
+                out.append(received)
+        return out
+
+    def delete(self, receipt_handles: Sequence[str]) -> list[str]:
+        with self._lock:
+            for receipt in receipt_handles:
+                message_id = self._receipts.pop(receipt, None)
+                if message_id is not None and message_id in self._messages:
+                    del self._messages[message_id]
+                    self.deleted.append(message_id)
+        return []
+
+    def change_visibility(self, receipt_handles: Sequence[str], timeout_s: int) -> list[str]:
+        failed: list[str] = []
+        with self._lock:
+            for receipt in receipt_handles:
+                message_id = self._receipts.get(receipt)
+                held = self._messages.get(message_id) if message_id else None
+                if held is None or held.receipt != receipt:
+                    failed.append(receipt)
+                    continue
+                held.visible_at = self.clock() + timeout_s
+        return failed
+
+    def depth(self) -> tuple[int, int]:
+        now = self.clock()
+        with self._lock:
+            visible = sum(1 for h in self._messages.values() if h.visible_at <= now)
+            return visible, len(self._messages) - visible
+
+    def bodies(self) -> list[str]:
+        with self._lock:
+            return [h.message.body for h in self._messages.values()]

@@ -1,0 +1,100 @@
+"""One frozen settings object, built once at start-up from the environment."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from campaigns.errors import ConfigError
+
+# Meta's Cloud API: 80 msg/s per phone number by default, 1,000 after the automatic upgrade.
+META_MAX_RATE_PER_S = 1000.0
+# SQS: a message's visibility timeout may not exceed 12 hours.
+MAX_VISIBILITY_TIMEOUT_S = 12 * 60 * 60
+# SQS: one SendMessageBatch / DeleteMessageBatch / ReceiveMessage handles at most 10 messages.
+MAX_SQS_BATCH = 10
+# The batch message carries at most 25 recipients (the seed's batch size, DynamoDB's BatchWrite).
+MAX_BATCH_SIZE = 25
+
+
+class Settings(BaseSettings):
+    """Every knob of both processes. Field names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+
+    meta_access_token: SecretStr = SecretStr("")
+    meta_phone_number_id: str = ""
+    meta_api_base_url: str = "https://graph.facebook.com"
+    meta_api_version: str = Field(default="v25.0", pattern=r"^v\d+\.\d+$")
+    meta_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    meta_read_timeout_s: float = Field(default=30.0, gt=0, le=300)
+
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = None
+
+    campaigns_table: str = Field(default="campaigns", min_length=3, max_length=255)
+    recipients_table: str = Field(default="campaign-recipients", min_length=3, max_length=255)
+    campaign_queue_name: str = Field(default="campaign-batches", min_length=1, max_length=76)
+    campaign_queue_url: str | None = None
+
+    daily_cap: int = Field(default=200, ge=0)
+    business_portfolio_id: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    send_rate_per_second: float = Field(default=20.0, gt=0, le=META_MAX_RATE_PER_S)
+    max_send_attempts: int = Field(default=3, ge=1, le=10)
+    batch_size: int = Field(default=25, ge=1, le=MAX_BATCH_SIZE)
+    visibility_timeout_s: int = Field(default=60, ge=5, le=MAX_VISIBILITY_TIMEOUT_S)
+    lease_s: int = Field(default=60, ge=5, le=3600)
+    poll_wait_s: int = Field(default=20, ge=0, le=20)
+    shutdown_timeout_s: float = Field(default=25.0, gt=0, le=3600)
+    consumer_concurrency: int = Field(default=1, ge=1, le=64)
+    metrics_port: int = Field(default=8000, ge=0, le=65535)
+    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("aws_endpoint_url", "campaign_queue_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("meta_api_base_url", "aws_endpoint_url", "campaign_queue_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _lease_covers_a_send(self) -> Settings:
+        if self.lease_s < self.meta_connect_timeout_s + self.meta_read_timeout_s:
+            raise ValueError(
+                "LEASE_S must cover one send (META_CONNECT_TIMEOUT_S + META_READ_TIMEOUT_S)"
+            )
+        return self
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.campaign_queue_name}-dlq"
+
+    @property
+    def messages_url(self) -> str:
+        return (
+            f"{self.meta_api_base_url}/{self.meta_api_version}/{self.meta_phone_number_id}/messages"
+        )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning a validation failure into one line naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first.get("loc") or ()
+        name = str(loc[0]).upper() if loc else "configuration"
+        raise ConfigError(f"invalid {name}: {first.get('msg', 'invalid value')}") from None

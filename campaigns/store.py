@@ -1,0 +1,566 @@
+"""The DynamoDB store: campaign metadata and the recipient state machine, one conditional
+write per step (never TransactWriteItems on the hot path: see docs/architecture.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from campaigns.clock import SystemClock, iso_utc
+from campaigns.dynamo import (
+    USER_PREFIX,
+    campaign_from_item,
+    campaign_key,
+    deserialize,
+    is_conditional_failure,
+    recipient_from_item,
+    recipient_key,
+    serialize,
+    suppression_key,
+    unavailable,
+)
+from campaigns.errors import CampaignNotFound, ImportLocked, InvalidTransition, StoreUnavailable
+from campaigns.models import (
+    TRANSITIONS,
+    Action,
+    Campaign,
+    CampaignStatus,
+    Claim,
+    Recipient,
+    RecipientStatus,
+    StatusCounts,
+)
+from campaigns.ports import ClaimResult, CommitResult
+from campaigns.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+T = TypeVar("T")
+
+# Attribute written with each transition (the seed's names, plus cancelledAt/resumedAt).
+_TIMESTAMP_FIELD = {
+    Action.START: "startedAt",
+    Action.PAUSE: "pausedAt",
+    Action.RESUME: "resumedAt",
+    Action.CANCEL: "cancelledAt",
+    Action.COMPLETE: "completedAt",
+}
+_S = {"#s": "status"}
+
+
+def _str(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _num(value: float) -> dict[str, str]:
+    return {"N": repr(value) if isinstance(value, float) else str(value)}
+
+
+class DynamoStore:
+    """Implements ``campaigns.ports.Store`` over the two existing tables."""
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        settings: Settings,
+        clock: SystemClock | None = None,
+        commit_attempts: int = 4,
+    ) -> None:
+        self._db = client
+        self._campaigns = settings.campaigns_table
+        self._recipients = settings.recipients_table
+        self._clock = clock or SystemClock()
+        self._commit_attempts = commit_attempts
+
+    @property
+    def client(self) -> DynamoDBClient:
+        return self._db
+
+    @property
+    def campaigns_table(self) -> str:
+        return self._campaigns
+
+    @property
+    def recipients_table(self) -> str:
+        return self._recipients
+
+    # -- campaigns -------------------------------------------------------------------------
+
+    def create_campaign(self, campaign: Campaign) -> Campaign:
+        item = campaign_key(campaign.campaign_id) | serialize(
+            {
+                "campaignId": campaign.campaign_id,
+                "name": campaign.name,
+                "templateName": campaign.template_name,
+                "templateLanguage": campaign.template_language,
+                "parameterFormat": campaign.parameter_format,
+                "channel": "WHATSAPP",
+                "audienceType": "CSV",
+                "status": campaign.status.value,
+                "totalRecipients": 0,
+                "sentCount": 0,
+                "failedCount": 0,
+                "unknownCount": 0,
+                "createdAt": campaign.created_at,
+            }
+        )
+        self._call(
+            "PutItem",
+            lambda: self._db.put_item(
+                TableName=self._campaigns,
+                Item=item,
+                ConditionExpression="attribute_not_exists(PK)",
+            ),
+        )
+        return campaign
+
+    def get_campaign(self, campaign_id: str) -> Campaign | None:
+        response = self._call(
+            "GetItem",
+            lambda: self._db.get_item(
+                TableName=self._campaigns, Key=campaign_key(campaign_id), ConsistentRead=True
+            ),
+        )
+        item = response.get("Item")
+        return campaign_from_item(item) if item else None
+
+    def require_campaign(self, campaign_id: str) -> Campaign:
+        campaign = self.get_campaign(campaign_id)
+        if campaign is None:
+            raise CampaignNotFound(campaign_id)
+        return campaign
+
+    def list_campaigns(self) -> list[Campaign]:
+        campaigns: list[Campaign] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._campaigns,
+            "FilterExpression": "begins_with(PK, :p) AND SK = :m",
+            "ExpressionAttributeValues": {":p": _str("CAMPAIGN#"), ":m": _str("METADATA")},
+        }
+        while True:
+            page = self._call("Scan", lambda: self._db.scan(**kwargs))
+            campaigns.extend(campaign_from_item(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted(campaigns, key=lambda c: c.created_at or "")
+
+    def transition(
+        self, campaign_id: str, action: Action, *, pause_reason: str | None = None
+    ) -> Campaign:
+        """Move the campaign by ``action`` with one conditional write; two racing callers
+        cannot both win (the loser gets ``InvalidTransition``)."""
+        sources, target = TRANSITIONS[action]
+        names = {"#s": "status", "#t": _TIMESTAMP_FIELD[action]}
+        values: dict[str, Any] = {":to": _str(target.value), ":now": _str(self._iso_now())}
+        sets = ["#s = :to", "#t = :now"]
+        removes: list[str] = []
+        if action is Action.PAUSE:
+            sets.append("pauseReason = :r")
+            values[":r"] = _str(pause_reason or "Paused by operator")
+        elif action in (Action.START, Action.RESUME):
+            removes.append("pauseReason")
+        placeholders = []
+        for index, status in enumerate(sorted(sources)):
+            values[f":f{index}"] = _str(status.value)
+            placeholders.append(f":f{index}")
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        condition = f"attribute_exists(PK) AND #s IN ({', '.join(placeholders)})"
+        if action in (Action.START, Action.RESUME):
+            # Not while a populate is writing: its late recipients would never be enqueued.
+            condition += " AND (attribute_not_exists(importLock) OR importLockUntil < :nowN)"
+            values[":nowN"] = _num(int(self._clock.now()))
+        try:
+            response = self._call(
+                "UpdateItem",
+                lambda: self._db.update_item(
+                    TableName=self._campaigns,
+                    Key=campaign_key(campaign_id),
+                    UpdateExpression=expression,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                ),
+                conditional=True,
+            )
+        except _ConditionFailed as failed:
+            if not failed.item:
+                raise CampaignNotFound(campaign_id) from None
+            current = deserialize(failed.item).get("status", "UNKNOWN")
+            if current in {status.value for status in sources}:
+                raise ImportLocked(
+                    f"Campaign is being populated: cannot {action.value} until the import ends"
+                ) from None
+            raise InvalidTransition(str(current), action.value) from None
+        return campaign_from_item(response["Attributes"])
+
+    def add_counts(
+        self, campaign_id: str, *, sent: int = 0, failed: int = 0, unknown: int = 0
+    ) -> Campaign | None:
+        """``ADD`` to the campaign counters; returns the campaign as it now is."""
+        deltas = {"sentCount": sent, "failedCount": failed, "unknownCount": unknown}
+        adds = [(name, delta) for name, delta in deltas.items() if delta]
+        if not adds:
+            return self.get_campaign(campaign_id)
+        expression = "ADD " + ", ".join(f"{name} :{name}" for name, _ in adds)
+        values = {f":{name}": _num(delta) for name, delta in adds}
+        try:
+            response = self._retrying(
+                "UpdateItem",
+                lambda: self._db.update_item(
+                    TableName=self._campaigns,
+                    Key=campaign_key(campaign_id),
+                    UpdateExpression=expression,
+                    ConditionExpression="attribute_exists(PK)",
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                ),
+            )
+        except _ConditionFailed:
+            return None
+        return campaign_from_item(response["Attributes"])
+
+    def add_total(self, campaign_id: str, inserted: int) -> None:
+        self._call(
+            "UpdateItem",
+            lambda: self._db.update_item(
+                TableName=self._campaigns,
+                Key=campaign_key(campaign_id),
+                UpdateExpression="ADD totalRecipients :n",
+                ConditionExpression="attribute_exists(PK)",
+                ExpressionAttributeValues={":n": _num(inserted)},
+            ),
+        )
+
+    def set_counter(self, campaign_id: str, name: str, expected: int | None, value: int) -> bool:
+        """Set one counter if it still holds ``expected`` (None: absent); False if it moved."""
+        condition = "attribute_not_exists(#c)" if expected is None else "#c = :old"
+        values: dict[str, Any] = {":new": _num(value)}
+        if expected is not None:
+            values[":old"] = _num(expected)
+        try:
+            self._call(
+                "UpdateItem",
+                lambda: self._db.update_item(
+                    TableName=self._campaigns,
+                    Key=campaign_key(campaign_id),
+                    UpdateExpression="SET #c = :new",
+                    ConditionExpression=f"attribute_exists(PK) AND {condition}",
+                    ExpressionAttributeNames={"#c": name},
+                    ExpressionAttributeValues=values,
+                ),
+                conditional=True,
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def count_statuses(self, campaign_id: str) -> StatusCounts:
+        counts: dict[RecipientStatus, int] = {}
+        for recipient in self.iter_recipients(campaign_id):
+            counts[recipient.status] = counts.get(recipient.status, 0) + 1
+        return StatusCounts(counts)
+
+    def iter_recipients(
+        self, campaign_id: str, status: RecipientStatus | None = None, page_size: int = 500
+    ) -> Any:
+        """Yield the campaign's recipients page by page (constant memory)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._recipients,
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :u)",
+            "ExpressionAttributeValues": {
+                ":pk": campaign_key(campaign_id)["PK"],
+                ":u": _str(USER_PREFIX),
+            },
+            "ConsistentRead": True,
+            "Limit": page_size,
+        }
+        if status is not None:
+            kwargs["FilterExpression"] = "#s = :st"
+            kwargs["ExpressionAttributeNames"] = _S
+            kwargs["ExpressionAttributeValues"][":st"] = _str(status.value)
+        while True:
+            page = self._call("Query", lambda: self._db.query(**kwargs))
+            for item in page.get("Items", []):
+                yield recipient_from_item(campaign_id, item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def suppress(self, phone: str, reason: str) -> None:
+        self._retrying(
+            "PutItem",
+            lambda: self._db.put_item(
+                TableName=self._campaigns,
+                Item=suppression_key(phone)
+                | serialize({"phone": phone, "reason": reason, "createdAt": self._iso_now()}),
+            ),
+        )
+
+    # -- recipients: the hot path ------------------------------------------------------------
+
+    def claim(self, campaign_id: str, phone: str, owner: str, lease_until: float) -> ClaimResult:
+        """PENDING → SENDING under ``owner``, ``ADD attempts 1``; refused unless PENDING."""
+        try:
+            response = self._call(
+                "UpdateItem",
+                lambda: self._db.update_item(
+                    TableName=self._recipients,
+                    Key=recipient_key(campaign_id, phone),
+                    UpdateExpression=(
+                        "SET #s = :sending, leaseOwner = :o, leaseUntil = :u, claimedAt = :now "
+                        "ADD attempts :one"
+                    ),
+                    ConditionExpression="#s = :pending",
+                    ExpressionAttributeNames=_S,
+                    ExpressionAttributeValues={
+                        ":sending": _str(RecipientStatus.SENDING.value),
+                        ":pending": _str(RecipientStatus.PENDING.value),
+                        ":o": _str(owner),
+                        ":u": _num(lease_until),
+                        ":now": _str(self._iso_now()),
+                        ":one": _num(1),
+                    },
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                ),
+                conditional=True,
+            )
+        except _ConditionFailed as failed:
+            current = recipient_from_item(campaign_id, failed.item) if failed.item else None
+            return ClaimResult(claim=None, current=current)
+        recipient = recipient_from_item(campaign_id, response["Attributes"])
+        return ClaimResult(claim=Claim(recipient=recipient, owner=owner, lease_until=lease_until))
+
+    def record_attempt(self, claim: Claim, lease_until: float) -> Claim | None:
+        """Before a retry: ``ADD attempts 1`` and extend the lease; None if the lease was lost."""
+        try:
+            response = self._retrying(
+                "UpdateItem",
+                lambda: self._db.update_item(
+                    TableName=self._recipients,
+                    Key=self._key(claim),
+                    UpdateExpression="SET leaseUntil = :u ADD attempts :one",
+                    ConditionExpression="#s = :sending AND leaseOwner = :o",
+                    ExpressionAttributeNames=_S,
+                    ExpressionAttributeValues={
+                        ":sending": _str(RecipientStatus.SENDING.value),
+                        ":o": _str(claim.owner),
+                        ":u": _num(lease_until),
+                        ":one": _num(1),
+                    },
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                ),
+            )
+        except _ConditionFailed as failed:
+            # Our own earlier try may have landed (answer lost): the lease we asked for is there.
+            now = (
+                recipient_from_item(claim.recipient.campaign_id, failed.item)
+                if failed.item
+                else None
+            )
+            if not (now and now.lease_owner == claim.owner and now.lease_until == lease_until):
+                return None
+            return Claim(recipient=now, owner=claim.owner, lease_until=lease_until)
+        recipient = recipient_from_item(claim.recipient.campaign_id, response["Attributes"])
+        return Claim(recipient=recipient, owner=claim.owner, lease_until=lease_until)
+
+    def release(self, claim: Claim, *, refund_attempt: bool, halted: bool = False) -> bool:
+        """SENDING → PENDING. ``refund_attempt``: the claimed request was never made;
+        ``halted``: it was answered with a campaign-level error (not this number's fault)."""
+        adds = []
+        values: dict[str, Any] = {
+            ":sending": _str(RecipientStatus.SENDING.value),
+            ":pending": _str(RecipientStatus.PENDING.value),
+            ":o": _str(claim.owner),
+        }
+        if refund_attempt:
+            adds.append("attempts :minus")
+            values[":minus"] = _num(-1)
+        if halted:
+            adds.append("haltedAttempts :one")
+            values[":one"] = _num(1)
+        expression = "SET #s = :pending REMOVE leaseOwner, leaseUntil"
+        if adds:
+            expression += " ADD " + ", ".join(adds)
+        try:
+            self._retrying(
+                "UpdateItem",
+                lambda: self._db.update_item(
+                    TableName=self._recipients,
+                    Key=self._key(claim),
+                    UpdateExpression=expression,
+                    ConditionExpression="#s = :sending AND leaseOwner = :o",
+                    ExpressionAttributeNames=_S,
+                    ExpressionAttributeValues=values,
+                ),
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def commit_sent(self, claim: Claim, message_id: str, now_s: float) -> CommitResult:
+        return self._commit(
+            claim,
+            RecipientStatus.SENT,
+            "messageId = :v, sentAt = :now",
+            {":v": _str(message_id), ":now": _str(iso_utc(now_s))},
+        )
+
+    def commit_failed(self, claim: Claim, error_code: str, now_s: float) -> CommitResult:
+        return self._commit(
+            claim,
+            RecipientStatus.FAILED,
+            "errorCode = :v, failedAt = :now",
+            {":v": _str(error_code), ":now": _str(iso_utc(now_s))},
+        )
+
+    def commit_unknown(self, claim: Claim, reason: str, now_s: float) -> CommitResult:
+        return self._commit(
+            claim,
+            RecipientStatus.UNKNOWN,
+            "unknownReason = :v, unknownAt = :now",
+            {":v": _str(reason), ":now": _str(iso_utc(now_s))},
+            from_unknown=False,
+        )
+
+    def _commit(
+        self,
+        claim: Claim,
+        status: RecipientStatus,
+        sets: str,
+        values: dict[str, Any],
+        *,
+        from_unknown: bool = True,
+    ) -> CommitResult:
+        """SENDING → final, conditional on our lease. The owner stays on the item, so an
+        outcome learned after our lease expired to UNKNOWN still resolves it exactly."""
+        condition = "leaseOwner = :o AND (#s = :sending"
+        condition += " OR #s = :unknown)" if from_unknown else ")"
+        values = values | {
+            ":o": _str(claim.owner),
+            ":st": _str(status.value),
+            ":sending": _str(RecipientStatus.SENDING.value),
+        }
+        if from_unknown:
+            values[":unknown"] = _str(RecipientStatus.UNKNOWN.value)
+        try:
+            response = self._retrying(
+                "UpdateItem",
+                lambda: self._db.update_item(
+                    TableName=self._recipients,
+                    Key=self._key(claim),
+                    UpdateExpression=f"SET #s = :st, {sets} REMOVE leaseUntil",
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=_S,
+                    ExpressionAttributeValues=values,
+                    ReturnValues="UPDATED_OLD",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                ),
+            )
+        except _ConditionFailed as failed:
+            # A retried write whose first answer was lost finds its own result in place.
+            now = deserialize(failed.item) if failed.item else {}
+            landed = now.get("status") == status.value and now.get("leaseOwner") == claim.owner
+            field = sets.split(" = ", 1)[0]
+            if landed and now.get(field) == values[":v"]["S"]:
+                return CommitResult(committed=True)
+            return CommitResult(committed=False)
+        old = deserialize(response.get("Attributes", {})).get("status")
+        return CommitResult(committed=True, was_unknown=old == RecipientStatus.UNKNOWN.value)
+
+    def expire_lease(self, recipient: Recipient, now_s: float) -> bool:
+        """A SENDING recipient whose lease expired was claimed by a process that died: it may
+        or may not have been sent, so it becomes UNKNOWN (never resent automatically)."""
+        try:
+            self._retrying(
+                "UpdateItem",
+                lambda: self._db.update_item(
+                    TableName=self._recipients,
+                    Key=recipient_key(recipient.campaign_id, recipient.phone),
+                    UpdateExpression="SET #s = :unknown, unknownReason = :r, unknownAt = :now",
+                    ConditionExpression="#s = :sending AND leaseUntil < :t",
+                    ExpressionAttributeNames=_S,
+                    ExpressionAttributeValues={
+                        ":unknown": _str(RecipientStatus.UNKNOWN.value),
+                        ":sending": _str(RecipientStatus.SENDING.value),
+                        ":r": _str("lease expired"),
+                        ":now": _str(iso_utc(now_s)),
+                        ":t": _num(now_s),
+                    },
+                ),
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def requeue_unknown(self, recipient: Recipient) -> bool:
+        """UNKNOWN → PENDING, for an operator who accepts the duplicate risk."""
+        try:
+            self._retrying(
+                "UpdateItem",
+                lambda: self._db.update_item(
+                    TableName=self._recipients,
+                    Key=recipient_key(recipient.campaign_id, recipient.phone),
+                    UpdateExpression="SET #s = :pending, requeuedAt = :now REMOVE leaseOwner",
+                    ConditionExpression="#s = :unknown",
+                    ExpressionAttributeNames=_S,
+                    ExpressionAttributeValues={
+                        ":unknown": _str(RecipientStatus.UNKNOWN.value),
+                        ":pending": _str(RecipientStatus.PENDING.value),
+                        ":now": _str(self._iso_now()),
+                    },
+                ),
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(claim: Claim) -> Any:
+        return recipient_key(claim.recipient.campaign_id, claim.recipient.phone)
+
+    def _iso_now(self) -> str:
+        return iso_utc(self._clock.now())
+
+    def _call(self, what: str, call: Callable[[], T], *, conditional: bool = False) -> T:
+        """One request (botocore retries throttling and 5xx itself); errors translated."""
+        try:
+            return call()
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                raise _ConditionFailed(exc.response.get("Item")) from None  # type: ignore[arg-type]
+            raise unavailable(exc, what) from None
+        except BotoCoreError as exc:
+            raise unavailable(exc, what) from None
+
+    def _retrying(self, what: str, call: Callable[[], T]) -> T:
+        """Writes whose loss would leave state wrong (a commit after an accepted send) get our
+        own bounded loop on top of botocore's retries."""
+        delay_s = 0.2
+        for attempt in range(1, self._commit_attempts + 1):
+            try:
+                return self._call(what, call, conditional=True)
+            except StoreUnavailable:
+                if attempt == self._commit_attempts:
+                    raise
+                self._clock.sleep(delay_s)
+                delay_s *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _ConditionFailed(Exception):
+    def __init__(self, item: dict[str, Any] | None) -> None:
+        super().__init__("condition failed")
+        self.item = item
+
+
+__all__ = ["CampaignStatus", "DynamoStore"]

@@ -1,0 +1,76 @@
+"""Builds the real adapters from settings: the one place where the ports meet AWS and Meta."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+
+from campaigns.aws import dynamodb_client, sqs_client
+from campaigns.clock import SystemClock
+from campaigns.executor import BatchExecutor, CampaignCache, RetryPolicy
+from campaigns.guard import DynamoCapGuard
+from campaigns.metrics import EngineMetrics
+from campaigns.ports import RateLimiter
+from campaigns.queue import SqsQueue, resolve_queue_url
+from campaigns.settings import Settings
+from campaigns.store import DynamoStore
+from campaigns.whatsapp import CloudApiSender
+
+
+def consumer_id() -> str:
+    """Unique per process: host, pid and a random suffix (pids repeat across containers)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    store: DynamoStore
+    guard: DynamoCapGuard
+    metrics: EngineMetrics
+    clock: SystemClock
+    cache: CampaignCache
+
+    def executor(self, limiter: RateLimiter, owner: str) -> BatchExecutor:
+        """One executor per thread: each has its own HTTP session to the Cloud API."""
+        return BatchExecutor(
+            store=self.store,
+            guard=self.guard,
+            sender=CloudApiSender(self.settings),
+            limiter=limiter,
+            clock=self.clock,
+            metrics=self.metrics,
+            owner=owner,
+            lease_s=self.settings.lease_s,
+            policy=RetryPolicy(max_send_attempts=self.settings.max_send_attempts),
+            cache=self.cache,
+        )
+
+
+def build_engine(settings: Settings, metrics: EngineMetrics | None = None) -> Engine:
+    pool = max(10, settings.consumer_concurrency * 2 + 2)
+    db = dynamodb_client(settings, max_pool_connections=pool)
+    clock = SystemClock()
+    store = DynamoStore(db, settings, clock)
+    guard = DynamoCapGuard(
+        db, settings.campaigns_table, settings.daily_cap, settings.business_portfolio_id
+    )
+    metrics = metrics or EngineMetrics()
+    metrics.cap_limit.set(settings.daily_cap)
+    return Engine(
+        settings=settings,
+        store=store,
+        guard=guard,
+        metrics=metrics,
+        clock=clock,
+        cache=CampaignCache(store, clock),
+    )
+
+
+def build_queue(settings: Settings, dead_letter: bool = False) -> SqsQueue:
+    client = sqs_client(settings)
+    name = settings.dlq_name if dead_letter else settings.campaign_queue_name
+    url = None if dead_letter else settings.campaign_queue_url
+    return SqsQueue(client, resolve_queue_url(client, name, url))

@@ -1,0 +1,1 @@
+"""The consumer daemon: polls the batch queue and executes each batch behind the guard."""

@@ -1,0 +1,104 @@
+"""``campaign-consumer``: the long-running daemon (one container of many)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from campaigns import logging as logs
+from campaigns.errors import ConfigError, QueueUnavailable, StoreUnavailable
+from campaigns.exitcodes import EXIT_CONFIG, EXIT_UNAVAILABLE
+from campaigns.ratelimit import TokenBucket
+from campaigns.settings import Settings, load_settings
+from campaigns.wiring import build_engine, build_queue, consumer_id
+from consumer.health import HealthServer, HealthState
+from consumer.worker import Worker, WorkerConfig
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="campaign-consumer",
+        description="Poll the campaign batch queue and send each batch behind the cap guard.",
+    )
+    parser.add_argument(
+        "--once", action="store_true", help="exit 0 once a long poll comes back empty"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, help="batch messages processed at once (CONSUMER_CONCURRENCY)"
+    )
+    parser.add_argument("--metrics-port", type=int, help="port for /metrics (METRICS_PORT)")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if args.concurrency is not None:
+        overrides["consumer_concurrency"] = args.concurrency
+    if args.metrics_port is not None:
+        overrides["metrics_port"] = args.metrics_port
+    settings = load_settings(**overrides)
+    if not settings.meta_access_token.get_secret_value():
+        raise ConfigError("invalid META_ACCESS_TOKEN: must be set")
+    if not settings.meta_phone_number_id:
+        raise ConfigError("invalid META_PHONE_NUMBER_ID: must be set")
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        print(f"campaign-consumer: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    logs.configure(settings.log_format, settings.log_level)
+    log = logs.get_logger()
+    try:
+        engine = build_engine(settings)
+        batch_queue = build_queue(settings)
+    except (QueueUnavailable, StoreUnavailable) as exc:
+        print(f"campaign-consumer: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    limiter = TokenBucket(settings.send_rate_per_second)
+    engine.metrics.send_rate_limit.set_function(limiter.current_rate)
+    owner = consumer_id()
+    executors = [engine.executor(limiter, owner) for _ in range(settings.consumer_concurrency)]
+    health = HealthState()
+    try:
+        server = HealthServer(engine.metrics.registry, health, settings.metrics_port).start()
+    except OSError as exc:
+        print(
+            f"campaign-consumer: cannot serve metrics on port {settings.metrics_port}: "
+            f"{exc.strerror}",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
+    log.info(
+        "consumer.configured",
+        owner=owner,
+        queue=batch_queue.url,
+        concurrency=settings.consumer_concurrency,
+        rate_per_s=settings.send_rate_per_second,
+        daily_cap=settings.daily_cap,
+        metrics_port=server.port,
+    )
+    worker = Worker(
+        queue=batch_queue,
+        executors=executors,
+        metrics=engine.metrics,
+        config=WorkerConfig(
+            visibility_timeout_s=settings.visibility_timeout_s,
+            poll_wait_s=settings.poll_wait_s,
+            shutdown_timeout_s=settings.shutdown_timeout_s,
+            once=args.once,
+        ),
+        health=health,
+    )
+    try:
+        return worker.run()
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,302 @@
+"""The poll loop and its lifecycle.
+
+The main thread long-polls the queue only for as many messages as there are free slots (no
+prefetch), hands each to a slot thread that runs the batch executor, deletes the message once
+its writes committed, and keeps in-flight messages invisible with a batched heartbeat.
+First SIGTERM: stop receiving, finish the recipient in flight, release the rest, exit 0.
+Second: exit now.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from queue import Queue
+from types import FrameType
+from typing import Protocol
+
+from campaigns.errors import QueueUnavailable
+from campaigns.executor import BatchExecutor, BatchOutcome, BatchSummary
+from campaigns.logging import get_logger
+from campaigns.message import UndecodableMessage, decode
+from campaigns.metrics import EngineMetrics
+from campaigns.queue import ReceivedMessage
+from consumer.health import HealthState
+
+EXIT_OK = 0
+EXIT_FORCED = 1
+RECEIVE_BACKOFF_MAX_S = 60.0
+MAX_IN_FLIGHT_S = 11 * 3600  # stop extending before SQS's 12 h visibility ceiling
+
+
+class BatchQueue(Protocol):
+    def receive(
+        self, max_messages: int, wait_s: int, visibility_timeout_s: int | None = None
+    ) -> list[ReceivedMessage]: ...
+
+    def delete(self, receipt_handles: list[str]) -> list[str]: ...
+
+    def change_visibility(self, receipt_handles: list[str], timeout_s: int) -> list[str]: ...
+
+
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    released: int = 0
+    poison: int = 0
+
+    def add(self, summary: BatchSummary) -> None:
+        self.batches += 1
+        self.sent += summary.sent
+        self.failed += summary.failed
+        self.unknown += summary.unknown
+        self.released += summary.released
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    visibility_timeout_s: int = 60
+    poll_wait_s: int = 20
+    shutdown_timeout_s: float = 25.0
+    once: bool = False
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        queue: BatchQueue,
+        executors: list[BatchExecutor],
+        metrics: EngineMetrics,
+        config: WorkerConfig,
+        health: HealthState | None = None,
+        handle_signals: bool = True,
+    ) -> None:
+        if not executors:
+            raise ValueError("at least one executor (slot) is needed")
+        self._queue = queue
+        self._metrics = metrics
+        self._config = config
+        self._health = health or HealthState()
+        self._handle_signals = handle_signals
+        self._stop = threading.Event()
+        self._signals = 0
+        self._idle: Queue[BatchExecutor] = _new_queue(executors)
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, float] = {}  # receipt handle -> monotonic start
+        self._done = threading.Condition(self._lock)
+        self._busy = 0
+        self.stats = WorkerStats()
+        self._log = get_logger()
+
+    @property
+    def stopping(self) -> threading.Event:
+        return self._stop
+
+    def request_stop(self) -> None:
+        if not self._stop.is_set():
+            self._log.info("consumer.draining")
+        self._health.draining = True
+        self._metrics.draining.set(1)
+        self._stop.set()
+
+    def run(self) -> int:
+        if self._handle_signals:
+            self._install_signals()
+        heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        heartbeat.start()
+        self._health.ready = True
+        self._log.info("consumer.started", slots=self._idle.qsize())
+        try:
+            self._loop()
+        finally:
+            self.request_stop()
+            self._drain()
+            self._log.info(
+                "consumer.stopped",
+                batches=self.stats.batches,
+                sent=self.stats.sent,
+                failed=self.stats.failed,
+                unknown=self.stats.unknown,
+                released=self.stats.released,
+                poison=self.stats.poison,
+            )
+        return EXIT_OK
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        backoff_s = 0.0
+        while not self._stop.is_set():
+            self._health.beat()
+            free = self._idle.qsize()
+            if free == 0:
+                with self._done:
+                    self._done.wait(timeout=1.0)
+                continue
+            try:
+                messages = self._queue.receive(min(free, 10), self._config.poll_wait_s)
+                backoff_s = 0.0
+            except QueueUnavailable as exc:
+                self._metrics.receive_errors.inc()
+                backoff_s = min(RECEIVE_BACKOFF_MAX_S, max(1.0, backoff_s * 2))
+                self._log.warning("queue.receive_failed", error=str(exc), backoff_s=backoff_s)
+                self._stop.wait(backoff_s)
+                continue
+            if not messages:
+                if self._config.once and self._idle_all():
+                    return
+                continue
+            if self._stop.is_set():  # received while a stop came in: hand them straight back
+                self._release([m.receipt_handle for m in messages])
+                return
+            for message in messages:
+                executor = self._idle.get_nowait()
+                with self._lock:
+                    self._in_flight[message.receipt_handle] = time.monotonic()
+                    self._busy += 1
+                threading.Thread(
+                    target=self._slot, args=(message, executor), name="batch", daemon=True
+                ).start()
+
+    def _idle_all(self) -> bool:
+        with self._lock:
+            return self._busy == 0
+
+    def _slot(self, message: ReceivedMessage, executor: BatchExecutor) -> None:
+        try:
+            self._handle(message, executor)
+        except Exception:  # a bug must not kill the daemon: leave the message for redelivery
+            self._log.exception("batch.crashed", message_id=message.message_id)
+        finally:
+            with self._done:
+                self._in_flight.pop(message.receipt_handle, None)
+                self._busy -= 1
+                self._done.notify_all()
+            self._idle.put(executor)
+
+    def _handle(self, message: ReceivedMessage, executor: BatchExecutor) -> None:
+        started = time.monotonic()
+        try:
+            batch = decode(message.body)
+        except UndecodableMessage as exc:
+            # Never acted on; the redrive policy moves it to the DLQ after maxReceiveCount.
+            self._log.error(
+                "message.undecodable",
+                message_id=message.message_id,
+                receive_count=message.receive_count,
+                error=str(exc),
+            )
+            self._metrics.batches.labels(outcome=BatchOutcome.POISON.value).inc()
+            with self._lock:
+                self.stats.poison += 1
+            return
+        summary = executor.run(batch, stop=self._stop)
+        if summary.outcome.deletes_message:
+            self._delete(message.receipt_handle)
+        elif summary.outcome is BatchOutcome.RELEASED:
+            self._release([message.receipt_handle])
+        elif summary.outcome is BatchOutcome.POISON:
+            self._log.error(
+                "message.unknown_campaign",
+                message_id=message.message_id,
+                campaign_id=batch.campaign_id,
+                receive_count=message.receive_count,
+            )
+        with self._lock:
+            self.stats.add(summary)
+            if summary.outcome is BatchOutcome.POISON:
+                self.stats.poison += 1
+        self._log.info(
+            "batch.completed",
+            campaign_id=batch.campaign_id,
+            batch_id=batch.batch_id,
+            outcome=summary.outcome.value,
+            sent=summary.sent,
+            failed=summary.failed,
+            unknown=summary.unknown,
+            skipped=summary.skipped,
+            released=summary.released,
+            pause_reason=summary.pause_reason,
+            campaign_completed=summary.completed_campaign,
+            duration_s=round(time.monotonic() - started, 3),
+        )
+
+    def _delete(self, receipt: str) -> None:
+        try:
+            if self._queue.delete([receipt]):
+                self._log.warning("queue.delete_failed", receipt=receipt[-12:])
+        except QueueUnavailable as exc:
+            # Redelivery is harmless: every recipient in it is already committed.
+            self._log.warning("queue.delete_failed", error=str(exc))
+
+    def _release(self, receipts: list[str]) -> None:
+        try:
+            self._queue.change_visibility(receipts, 0)
+        except QueueUnavailable as exc:
+            self._log.warning("queue.release_failed", error=str(exc), count=len(receipts))
+
+    # -- heartbeat and shutdown ----------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        interval_s = max(1.0, self._config.visibility_timeout_s / 3)
+        while True:
+            with self._lock:
+                finished = self._stop.is_set() and self._busy == 0
+            if finished:
+                return
+            time.sleep(interval_s)
+            self.extend_in_flight()
+
+    def extend_in_flight(self) -> None:
+        """Extend every in-flight message to now + the visibility timeout, in batches."""
+        now = time.monotonic()
+        with self._lock:
+            receipts = [r for r, t in self._in_flight.items() if now - t < MAX_IN_FLIGHT_S]
+            self._metrics.batches_in_flight.set(len(self._in_flight))
+        if not receipts:
+            return
+        try:
+            failed = self._queue.change_visibility(receipts, self._config.visibility_timeout_s)
+        except QueueUnavailable as exc:
+            # The recipient lease in DynamoDB still protects against a second sender.
+            self._log.warning("queue.heartbeat_failed", error=str(exc), count=len(receipts))
+            return
+        if failed:
+            self._log.warning("queue.heartbeat_failed", count=len(failed))
+
+    def _drain(self) -> None:
+        deadline = time.monotonic() + self._config.shutdown_timeout_s
+        with self._done:
+            while self._busy and time.monotonic() < deadline:
+                self._done.wait(timeout=min(0.5, max(deadline - time.monotonic(), 0.01)))
+            leftover = list(self._in_flight)
+        if leftover:
+            self._log.warning("consumer.drain_timeout", in_flight=len(leftover))
+            self._release(leftover)
+
+    def _install_signals(self) -> None:
+        def _on_signal(signum: int, frame: FrameType | None) -> None:
+            self._signals += 1
+            if self._signals > 1:
+                os._exit(EXIT_FORCED)  # second signal: exit now
+            self.request_stop()
+
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+
+
+def _new_queue(executors: list[BatchExecutor]) -> Queue[BatchExecutor]:
+    idle: Queue[BatchExecutor] = Queue()
+    for executor in executors:
+        idle.put(executor)
+    return idle
+
+
+__all__ = ["Worker", "WorkerConfig", "WorkerStats"]

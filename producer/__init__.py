@@ -1,0 +1,1 @@
+"""The operator CLI: create, populate, start and watch campaigns."""

@@ -1,0 +1,253 @@
+"""``campaign-producer``: the operator CLI. Every command takes ``--json``.
+
+Bad input gets one clear line on stderr, a non-zero exit, no traceback, nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+from campaigns.aws import dynamodb_client, sqs_client
+from campaigns.bulk import BulkRecipients
+from campaigns.errors import (
+    CampaignError,
+    CampaignNotFound,
+    ConfigError,
+    InvalidInput,
+    InvalidTransition,
+    QueueUnavailable,
+    StoreUnavailable,
+)
+from campaigns.exitcodes import (
+    EXIT_CONFIG,
+    EXIT_DATAERR,
+    EXIT_FAILURE,
+    EXIT_NOINPUT,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+)
+from campaigns.message import new_batch
+from campaigns.models import Action, CampaignStatus, RecipientStatus, validate_campaign_id
+from campaigns.phones import DEFAULT_REGION
+from campaigns.provision import provision
+from campaigns.ratelimit import TokenBucket
+from campaigns.settings import Settings, load_settings
+from campaigns.store import DynamoStore
+from campaigns.wiring import build_engine, build_queue, consumer_id
+from producer import dlq
+from producer.commands import Producer
+from producer.csvfile import FileProblem
+from producer.display import progress_bar, render
+
+PROG = "campaign-producer"
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line naming the problem, not argparse's usage dump.
+        print(f"{PROG}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    parser = _Parser(prog=PROG, description="Create and run WhatsApp template campaigns.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, parents=[common], description=help_text)
+
+    command("init", "create tables, queue and DLQ if missing (idempotent)")
+    create = command("create", "create a DRAFT campaign")
+    create.add_argument("--name", required=True)
+    create.add_argument("--template", required=True, help="Meta-approved template name")
+    create.add_argument("--language", default="en_US")
+    create.add_argument(
+        "--parameter-format",
+        choices=["positional", "named"],
+        default="positional",
+        help="how CSV columns become template parameters",
+    )
+    populate = command("populate", "add recipients from a CSV file")
+    populate.add_argument("campaign_id")
+    populate.add_argument("file", type=Path)
+    populate.add_argument("--default-region", default=DEFAULT_REGION)
+    for name, text in (
+        ("start", "DRAFT → RUNNING, and enqueue every PENDING recipient"),
+        ("pause", "RUNNING → PAUSED"),
+        ("resume", "PAUSED → RUNNING, and enqueue every PENDING recipient"),
+        ("cancel", "DRAFT/RUNNING/PAUSED → CANCELLED"),
+        ("enqueue", "re-enqueue batches for PENDING recipients (safe to repeat)"),
+        ("execute-batch", "send one batch of PENDING recipients in-process, without SQS"),
+    ):
+        command(name, text).add_argument("campaign_id")
+    status = command("status", "show a campaign's counters and progress")
+    status.add_argument("campaign_id")
+    status.add_argument("--watch", action="store_true", help="redraw until it stops running")
+    status.add_argument("--interval", type=float, default=1.0)
+    reconcile = command("reconcile", "expire dead leases, repair counters, complete if done")
+    reconcile.add_argument("campaign_id", nargs="?", help="default: every RUNNING or PAUSED")
+    command("list", "list campaigns")
+    requeue = command("requeue-unknown", "UNKNOWN → PENDING (accepting the duplicate risk)")
+    requeue.add_argument("campaign_id")
+    requeue.add_argument("--yes", action="store_true", help="confirm the duplicate risk")
+    dead = command("dlq", "inspect or redrive the dead-letter queue")
+    dead.add_argument("action", choices=["list", "redrive"])
+    dead.add_argument("--max", type=int, default=100, dest="limit")
+    return parser
+
+
+def _producer(settings: Settings) -> Producer:
+    db = dynamodb_client(settings)
+    store = DynamoStore(db, settings)
+    return Producer(
+        settings=settings,
+        store=store,
+        bulk=BulkRecipients(db, settings.campaigns_table, settings.recipients_table),
+        queue_factory=lambda: build_queue(settings),
+    )
+
+
+def _execute_batch(settings: Settings, campaign_id: str) -> dict[str, Any]:
+    if not settings.meta_access_token.get_secret_value() or not settings.meta_phone_number_id:
+        raise ConfigError("invalid META_ACCESS_TOKEN / META_PHONE_NUMBER_ID: must be set")
+    engine = build_engine(settings)
+    campaign = engine.store.require_campaign(validate_campaign_id(campaign_id))
+    if campaign.status is not CampaignStatus.RUNNING:
+        raise InvalidTransition(campaign.status.value, "execute-batch")
+    phones: list[str] = []
+    for recipient in engine.store.iter_recipients(campaign_id, RecipientStatus.PENDING):
+        phones.append(recipient.phone)
+        if len(phones) == settings.batch_size:
+            break
+    result: dict[str, Any] = {"success": True, "processed": 0, "sent": 0, "failed": 0}
+    if not phones:
+        producer = _producer(settings)
+        completed = producer.complete_if_done(campaign_id)
+        return result | {"paused": False, "completed": completed, "pauseReason": None}
+    executor = engine.executor(TokenBucket(settings.send_rate_per_second), consumer_id())
+    summary = executor.run(new_batch(campaign_id, phones))
+    after = engine.store.require_campaign(campaign_id)
+    return result | {
+        "processed": summary.processed,
+        "sent": summary.sent,
+        "failed": summary.failed,
+        "unknown": summary.unknown,
+        "paused": after.status is CampaignStatus.PAUSED,
+        "completed": after.status is CampaignStatus.COMPLETED,
+        "pauseReason": summary.pause_reason or after.pause_reason,
+    }
+
+
+def _watch(producer: Producer, campaign_id: str, interval_s: float, as_json: bool) -> None:
+    tty = sys.stdout.isatty() and not as_json
+    last = ""
+    while True:
+        campaign = producer.get(campaign_id)
+        line = progress_bar(campaign)
+        if not as_json and line != last:
+            print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
+            last = line
+        if campaign.status is not CampaignStatus.RUNNING:
+            break
+        time.sleep(interval_s)
+    if tty:
+        print()
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    settings = load_settings()
+    if args.command == "execute-batch":
+        return _execute_batch(settings, args.campaign_id)
+    producer = _producer(settings)
+    match args.command:
+        case "init":
+            done = provision(producer.store.client, sqs_client(settings), settings)
+            return {
+                "success": True,
+                "campaignsTable": done.campaigns_table,
+                "recipientsTable": done.recipients_table,
+                "queueUrl": done.queue_url,
+                "dlqUrl": done.dlq_url,
+                "created": list(done.created),
+            }
+        case "create":
+            return producer.create(
+                args.name, args.template, args.language, args.parameter_format.upper()
+            )
+        case "populate":
+            return producer.populate(args.campaign_id, args.file, args.default_region)
+        case "start" | "pause" | "resume" | "cancel":
+            return producer.transition(args.campaign_id, Action(args.command))
+        case "status":
+            if args.watch:
+                _watch(producer, args.campaign_id, args.interval, args.json)
+            return producer.status(args.campaign_id)
+        case "enqueue":
+            return producer.enqueue(args.campaign_id)
+        case "reconcile":
+            return producer.reconcile(args.campaign_id)
+        case "list":
+            return producer.list_campaigns()
+        case "requeue-unknown":
+            if not args.yes:
+                raise InvalidInput(
+                    "requeue-unknown may message these recipients a second time: "
+                    "pass --yes to accept that risk"
+                )
+            return producer.requeue_unknown(args.campaign_id)
+        case "dlq":
+            dead = build_queue(settings, dead_letter=True)
+            if args.action == "list":
+                return {"success": True, "messages": dlq.list_dead(dead, args.limit)}
+            return {"success": True, **dlq.redrive(dead, producer.queue, args.limit)}
+    raise InvalidInput(f"unknown command {args.command}")  # pragma: no cover (argparse)
+
+
+def _exit_code(exc: CampaignError) -> int:
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG
+    if isinstance(exc, FileProblem) and exc.missing:
+        return EXIT_NOINPUT
+    if isinstance(exc, InvalidTransition):
+        return EXIT_FAILURE
+    if isinstance(exc, CampaignNotFound | InvalidInput):
+        return EXIT_DATAERR
+    if isinstance(exc, StoreUnavailable | QueueUnavailable):
+        return EXIT_UNAVAILABLE
+    return EXIT_FAILURE
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result = _run(args)
+    except CampaignError as exc:
+        return _fail(args, str(exc), _exit_code(exc))
+    except KeyboardInterrupt:
+        return _fail(args, "interrupted", EXIT_INTERRUPTED)
+    except OSError as exc:
+        return _fail(args, f"{exc.strerror or exc}", EXIT_UNAVAILABLE)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print(render(result))
+    return 0
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps({"success": False, "error": message}, ensure_ascii=False))
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

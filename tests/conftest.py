@@ -1,0 +1,52 @@
+"""Shared fixtures: an in-thread moto server for adapter tests, settings pointing at it with
+fresh table and queue names per test, and fake AWS credentials (never real ones)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from campaigns.aws import dynamodb_client, sqs_client
+from campaigns.provision import provision
+from campaigns.settings import Settings, load_settings
+from campaigns.store import DynamoStore
+from sandbox.aws import MotoServer
+
+
+@pytest.fixture(autouse=True)
+def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "CAMPAIGN_QUEUE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def aws_settings(moto_server: MotoServer) -> Settings:
+    """Settings on the shared moto server, with tables and queues no other test uses."""
+    suffix = uuid.uuid4().hex[:8]
+    settings = load_settings(
+        aws_endpoint_url=moto_server.url,
+        campaigns_table=f"campaigns-{suffix}",
+        recipients_table=f"recipients-{suffix}",
+        campaign_queue_name=f"batches-{suffix}",
+        meta_access_token="sandbox-token",
+        meta_phone_number_id="100000000000001",
+    )
+    provision(dynamodb_client(settings), sqs_client(settings), settings)
+    return settings
+
+
+@pytest.fixture
+def dynamo_store(aws_settings: Settings) -> DynamoStore:
+    return DynamoStore(dynamodb_client(aws_settings), aws_settings)
