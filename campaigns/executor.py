@@ -9,6 +9,7 @@ side (see docs/reliability.md).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 from collections.abc import Callable
@@ -181,16 +182,18 @@ class BatchExecutor:
         summary = BatchSummary(campaign_id=message.campaign_id, batch_id=message.batch_id)
         log = self._log.bind(campaign_id=message.campaign_id, batch_id=message.batch_id)
         try:
-            for index, phone in enumerate(message.phones):
+            for phone in message.phones:
                 if stop.is_set():
-                    for rest in message.phones[index:]:
-                        summary.record(rest, RecipientOutcome.RELEASED)
                     raise _Stop(BatchOutcome.RELEASED)
                 if heartbeat is not None:
                     heartbeat()
                 self._one(message.campaign_id, phone, summary, stop)
         except _Stop as stopped:
             summary.outcome = stopped.outcome
+            if stopped.outcome is BatchOutcome.RELEASED:  # also when stopped mid-recipient
+                for rest in message.phones:
+                    if rest not in summary.outcomes:
+                        summary.record(rest, RecipientOutcome.RELEASED)
         except StoreUnavailable as exc:
             log.warning("batch.store_unavailable", error=str(exc))
             summary.outcome = BatchOutcome.ERROR
@@ -213,7 +216,14 @@ class BatchExecutor:
             self._not_claimed(campaign_id, phone, result.current, summary)
             return
         claim = result.claim
-        reservation = self._guard.reserve(self._clock.now())
+        try:
+            reservation = self._guard.reserve(self._clock.now())
+        except StoreUnavailable:
+            # Nothing was sent and no unit charged: give the recipient back rather than leave
+            # it SENDING to turn UNKNOWN (never resent) when its lease runs out.
+            with contextlib.suppress(StoreUnavailable):
+                self._store.release(claim, refund_attempt=True)
+            raise
         if reservation is None:
             self._store.release(claim, refund_attempt=True)
             summary.record(phone, RecipientOutcome.RELEASED)
@@ -285,7 +295,14 @@ class BatchExecutor:
                 if not self._clock.sleep(delay_s, stop):
                     self._give_back(claim, reservation, summary, refund_attempt=False)
                     raise _Stop(BatchOutcome.RELEASED) from None
-                extended = self._store.record_attempt(claim, self._clock.now() + self._lease_s)
+                try:
+                    extended = self._store.record_attempt(claim, self._clock.now() + self._lease_s)
+                except StoreUnavailable:
+                    # The last request was answered with an error, so nothing was accepted:
+                    # giving the recipient back is safe (and better than UNKNOWN later).
+                    with contextlib.suppress(StoreUnavailable):
+                        self._give_back(claim, reservation, summary, refund_attempt=False)
+                    raise
                 if extended is None:  # the lease was taken from us: leave it to its new state
                     log.warning("recipient.lease_lost")
                     self._guard.refund(reservation)

@@ -25,7 +25,18 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
-def configure(log_format: str = "json", level: str = "info") -> None:
+def configure(
+    log_format: str = "json", level: str = "info", static: dict[str, Any] | None = None
+) -> None:
+    """Set up structlog once per process; ``static`` fields go on every event (the consumer
+    id, so logs of many replicas can be told apart)."""
+    fixed = dict(static or {})
+
+    def _static(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        for key, value in fixed.items():
+            event.setdefault(key, value)
+        return event
+
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
         if log_format == "console"
@@ -35,6 +46,7 @@ def configure(log_format: str = "json", level: str = "info") -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            _static,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact,
             structlog.processors.format_exc_info,

@@ -21,7 +21,13 @@ from campaigns.dynamo import (
     suppression_key,
     unavailable,
 )
-from campaigns.errors import CampaignNotFound, ImportLocked, InvalidTransition, StoreUnavailable
+from campaigns.errors import (
+    CampaignNotFound,
+    ImportLocked,
+    InvalidInput,
+    InvalidTransition,
+    StoreUnavailable,
+)
 from campaigns.models import (
     TRANSITIONS,
     Action,
@@ -32,7 +38,7 @@ from campaigns.models import (
     RecipientStatus,
     StatusCounts,
 )
-from campaigns.ports import ClaimResult, CommitResult
+from campaigns.ports import ClaimResult, Clock, CommitResult
 from campaigns.settings import Settings
 
 if TYPE_CHECKING:
@@ -66,13 +72,13 @@ class DynamoStore:
         self,
         client: DynamoDBClient,
         settings: Settings,
-        clock: SystemClock | None = None,
+        clock: Clock | None = None,
         commit_attempts: int = 4,
     ) -> None:
         self._db = client
         self._campaigns = settings.campaigns_table
         self._recipients = settings.recipients_table
-        self._clock = clock or SystemClock()
+        self._clock: Clock = clock or SystemClock()
         self._commit_attempts = commit_attempts
 
     @property
@@ -107,14 +113,17 @@ class DynamoStore:
                 "createdAt": campaign.created_at,
             }
         )
-        self._call(
-            "PutItem",
-            lambda: self._db.put_item(
-                TableName=self._campaigns,
-                Item=item,
-                ConditionExpression="attribute_not_exists(PK)",
-            ),
-        )
+        try:
+            self._call(
+                "PutItem",
+                lambda: self._db.put_item(
+                    TableName=self._campaigns,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(PK)",
+                ),
+            )
+        except _ConditionFailed:
+            raise InvalidInput(f"Campaign already exists: {campaign.campaign_id}") from None
         return campaign
 
     def get_campaign(self, campaign_id: str) -> Campaign | None:
@@ -226,16 +235,19 @@ class DynamoStore:
         return campaign_from_item(response["Attributes"])
 
     def add_total(self, campaign_id: str, inserted: int) -> None:
-        self._call(
-            "UpdateItem",
-            lambda: self._db.update_item(
-                TableName=self._campaigns,
-                Key=campaign_key(campaign_id),
-                UpdateExpression="ADD totalRecipients :n",
-                ConditionExpression="attribute_exists(PK)",
-                ExpressionAttributeValues={":n": _num(inserted)},
-            ),
-        )
+        try:
+            self._retrying(
+                "UpdateItem",
+                lambda: self._db.update_item(
+                    TableName=self._campaigns,
+                    Key=campaign_key(campaign_id),
+                    UpdateExpression="ADD totalRecipients :n",
+                    ConditionExpression="attribute_exists(PK)",
+                    ExpressionAttributeValues={":n": _num(inserted)},
+                ),
+            )
+        except _ConditionFailed:
+            raise CampaignNotFound(campaign_id) from None
 
     def set_counter(self, campaign_id: str, name: str, expected: int | None, value: int) -> bool:
         """Set one counter if it still holds ``expected`` (None: absent); False if it moved."""

@@ -111,8 +111,11 @@ def parse_retry_after(value: str | None, now_s: float | None = None) -> float | 
 
 
 def _connection_never_made(exc: requests.ConnectionError) -> bool:
-    """True when the request cannot have reached the server (refused, DNS, connect timeout)."""
-    if isinstance(exc, requests.ConnectTimeout):
+    """True when the request cannot have reached the server: refused, DNS, connect timeout,
+    a failed TLS handshake or proxy (both happen before a byte of the request is written)."""
+    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError):
+        return True
+    if isinstance(exc, requests.exceptions.ProxyError):
         return True
     reason: object = exc.args[0] if exc.args else None
     if isinstance(reason, urllib3.exceptions.MaxRetryError):
@@ -146,7 +149,7 @@ class CloudApiSender:
         except requests.ConnectionError as exc:
             if _connection_never_made(exc):
                 raise RetryableSendError("META_CONNECT", type(exc).__name__) from None
-            # ReadTimeout is a ConnectionError subclass too: the request was written.
+            # Reset or closed after the request was written: Meta may have accepted it.
             raise AmbiguousSend("META_NO_RESPONSE", type(exc).__name__) from None
         except requests.Timeout as exc:
             raise AmbiguousSend("META_TIMEOUT", type(exc).__name__) from None

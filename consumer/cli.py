@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"campaign-consumer: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    logs.configure(settings.log_format, settings.log_level)
+    owner = consumer_id()
+    logs.configure(settings.log_format, settings.log_level, static={"consumer": owner})
     log = logs.get_logger()
     try:
         engine = build_engine(settings)
@@ -61,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNAVAILABLE
     limiter = TokenBucket(settings.send_rate_per_second)
     engine.metrics.send_rate_limit.set_function(limiter.current_rate)
-    owner = consumer_id()
     executors = [engine.executor(limiter, owner) for _ in range(settings.consumer_concurrency)]
     health = HealthState()
     try:

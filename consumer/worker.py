@@ -141,7 +141,9 @@ class Worker:
                     self._done.wait(timeout=1.0)
                 continue
             try:
-                messages = self._queue.receive(min(free, 10), self._config.poll_wait_s)
+                messages = self._queue.receive(
+                    min(free, 10), self._config.poll_wait_s, self._config.visibility_timeout_s
+                )
                 backoff_s = 0.0
             except QueueUnavailable as exc:
                 self._metrics.receive_errors.inc()

@@ -28,32 +28,74 @@ from moto.moto_server.werkzeug_app import (  # moto's own server application
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from sandbox.ddbfaults import FaultDecider, FaultPlan
+
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-class SerialisedDynamoDB:
-    """WSGI middleware: one DynamoDB request at a time, everything else passes through."""
+CHAOS_PATH = "/_chaos/dynamodb"
 
-    def __init__(self, app: WSGIApp) -> None:
+
+class SerialisedDynamoDB:
+    """WSGI middleware: one DynamoDB request at a time, everything else passes through.
+
+    It can also inject DynamoDB faults (``sandbox.ddbfaults``): ``PUT /_chaos/dynamodb`` with
+    a fault plan as JSON, ``GET`` for the plan and what was injected."""
+
+    def __init__(self, app: WSGIApp, faults: FaultDecider | None = None) -> None:
         self._app = app
         self._lock = threading.Lock()
+        self.faults = faults or FaultDecider()
         self.dynamodb_requests = 0
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == CHAOS_PATH:
+            return self._control(environ, start_response)
         target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
         if not target.startswith("DynamoDB_"):
             return self._app(environ, start_response)
+        fault = self.faults.decide(target.split(".", 1)[-1])
         with self._lock:
             self.dynamodb_requests += 1
-            result = self._app(environ, start_response)
+            if fault is not None and not fault.after:
+                return _answer(start_response, fault.http_status, fault.body())
+            captured: list[Any] = []
+
+            def capture(status: str, headers: list[Any], exc_info: Any = None) -> Any:
+                captured.append((status, headers))
+                return lambda data: None
+
+            result = self._app(environ, capture if fault else start_response)
             try:
                 body = b"".join(result)  # the whole response is produced under the lock
             finally:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
+        if fault is not None:  # the write took effect; its answer is lost
+            return _answer(start_response, fault.http_status, fault.body())
         return [body]
+
+    def _control(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") == "PUT":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            try:
+                plan = FaultPlan.from_dict(json.loads(environ["wsgi.input"].read(length) or b"{}"))
+            except (ValueError, TypeError) as exc:
+                return _answer(start_response, 400, json.dumps({"error": str(exc)}).encode())
+            self.faults.set_plan(plan)
+        state = {"plan": self.faults.plan.to_dict(), "injected": self.faults.injected}
+        return _answer(start_response, 200, json.dumps(state).encode())
+
+
+def _answer(start_response: StartResponse, status: int, body: bytes) -> list[bytes]:
+    reason = {200: "OK", 400: "Bad Request", 500: "Internal Server Error"}.get(status, "Error")
+    start_response(
+        f"{status} {reason}",
+        [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
 
 
 def build_app() -> SerialisedDynamoDB:

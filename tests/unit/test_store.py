@@ -1,0 +1,607 @@
+"""The DynamoDB store on moto: campaign state machine and the recipient hot path."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from campaigns.aws import dynamodb_client
+from campaigns.bulk import BulkRecipients
+from campaigns.clock import iso_utc
+from campaigns.dynamo import campaign_key, deserialize, recipient_key, suppression_key
+from campaigns.errors import CampaignNotFound, InvalidTransition, StoreUnavailable
+from campaigns.models import (
+    TRANSITIONS,
+    Action,
+    Campaign,
+    CampaignStatus,
+    Claim,
+    RecipientStatus,
+    TemplateParam,
+    new_campaign_id,
+)
+from campaigns.settings import Settings, load_settings
+from campaigns.store import DynamoStore
+
+OWNER = "consumer-a"
+OTHER = "consumer-b"
+PHONE = "919876543210"
+TEMPLATE = "vendor_signup_confirmation"
+TIMESTAMP_ATTRS = {
+    Action.START: "startedAt",
+    Action.PAUSE: "pausedAt",
+    Action.RESUME: "resumedAt",
+    Action.CANCEL: "cancelledAt",
+    Action.COMPLETE: "completedAt",
+}
+# The operator actions that bring a new (DRAFT) campaign to each status.
+PATH_TO: dict[CampaignStatus, list[Action]] = {
+    CampaignStatus.DRAFT: [],
+    CampaignStatus.RUNNING: [Action.START],
+    CampaignStatus.PAUSED: [Action.START, Action.PAUSE],
+    CampaignStatus.COMPLETED: [Action.START, Action.COMPLETE],
+    CampaignStatus.CANCELLED: [Action.CANCEL],
+}
+
+
+def create(
+    store: DynamoStore, status: CampaignStatus = CampaignStatus.DRAFT, name: str = "spring sale"
+) -> str:
+    campaign_id = new_campaign_id()
+    store.create_campaign(
+        Campaign(
+            campaign_id,
+            name,
+            TEMPLATE,
+            "en_US",
+            CampaignStatus.DRAFT,
+            created_at=iso_utc(time.time()),
+        )
+    )
+    for action in PATH_TO[status]:
+        store.transition(campaign_id, action)
+    return campaign_id
+
+
+def populate(store: DynamoStore, campaign_id: str, phones: list[str]) -> None:
+    bulk = BulkRecipients(store.client, store.campaigns_table, store.recipients_table)
+    written = bulk.write_pending(campaign_id, [(p, (TemplateParam("1", "Asha"),)) for p in phones])
+    store.add_total(campaign_id, written)
+
+
+def raw_campaign(store: DynamoStore, campaign_id: str) -> dict[str, Any]:
+    response = store.client.get_item(
+        TableName=store.campaigns_table, Key=campaign_key(campaign_id), ConsistentRead=True
+    )
+    return deserialize(response.get("Item", {}))
+
+
+def raw_recipient(store: DynamoStore, campaign_id: str, phone: str = PHONE) -> dict[str, Any]:
+    response = store.client.get_item(
+        TableName=store.recipients_table,
+        Key=recipient_key(campaign_id, phone),
+        ConsistentRead=True,
+    )
+    return deserialize(response.get("Item", {}))
+
+
+@pytest.fixture
+def campaign_id(dynamo_store: DynamoStore) -> str:
+    """A RUNNING campaign with one PENDING recipient, ``PHONE``."""
+    campaign_id = create(dynamo_store, CampaignStatus.RUNNING)
+    populate(dynamo_store, campaign_id, [PHONE])
+    return campaign_id
+
+
+def claimed(store: DynamoStore, campaign_id: str, lease_until: float | None = None) -> Claim:
+    until = lease_until if lease_until is not None else time.time() + 60
+    result = store.claim(campaign_id, PHONE, OWNER, until)
+    assert result.claim is not None
+    return result.claim
+
+
+# -- campaigns ------------------------------------------------------------------------------
+
+
+def test_a_created_campaign_reads_back_in_the_seed_layout(dynamo_store: DynamoStore) -> None:
+    campaign_id = create(dynamo_store)
+
+    campaign = dynamo_store.get_campaign(campaign_id)
+
+    assert campaign is not None
+    assert (campaign.campaign_id, campaign.name, campaign.template_name) == (
+        campaign_id,
+        "spring sale",
+        TEMPLATE,
+    )
+    assert campaign.status is CampaignStatus.DRAFT
+    assert (campaign.sent_count, campaign.failed_count, campaign.unknown_count) == (0, 0, 0)
+    item = raw_campaign(dynamo_store, campaign_id)
+    assert item["PK"] == f"CAMPAIGN#{campaign_id}"
+    assert item["SK"] == "METADATA"
+    assert item["channel"] == "WHATSAPP"
+    assert item["audienceType"] == "CSV"
+    assert item["templateLanguage"] == "en_US"
+    assert item["totalRecipients"] == 0
+    assert item["createdAt"].endswith("Z")
+
+
+def test_a_missing_campaign_reads_as_none_or_not_found(dynamo_store: DynamoStore) -> None:
+    missing = new_campaign_id()
+
+    assert dynamo_store.get_campaign(missing) is None
+    with pytest.raises(CampaignNotFound, match=missing):
+        dynamo_store.require_campaign(missing)
+
+
+def test_campaigns_are_listed_oldest_first_without_other_items(
+    dynamo_store: DynamoStore,
+) -> None:
+    ids = [create(dynamo_store, name=f"campaign {i}") for i in range(3)]
+    for index, campaign_id in enumerate(ids):  # make the creation order unambiguous
+        dynamo_store.client.update_item(
+            TableName=dynamo_store.campaigns_table,
+            Key=campaign_key(campaign_id),
+            UpdateExpression="SET createdAt = :t",
+            ExpressionAttributeValues={":t": {"S": f"2026-01-0{3 - index}T00:00:00.000Z"}},
+        )
+    dynamo_store.suppress(PHONE, "META_131050")
+
+    listed = dynamo_store.list_campaigns()
+
+    assert [c.campaign_id for c in listed] == list(reversed(ids))
+
+
+@pytest.mark.parametrize("action", list(Action))
+def test_each_transition_is_allowed_from_its_sources_and_refused_from_every_other_status(
+    dynamo_store: DynamoStore, action: Action
+) -> None:
+    sources, target = TRANSITIONS[action]
+    for status in CampaignStatus:
+        campaign_id = create(dynamo_store, status)
+        if status in sources:
+            campaign = dynamo_store.transition(campaign_id, action)
+            assert campaign.status is target, status
+            item = raw_campaign(dynamo_store, campaign_id)
+            assert item["status"] == target.value
+            assert item[TIMESTAMP_ATTRS[action]].endswith("Z")
+        else:
+            with pytest.raises(InvalidTransition) as refused:
+                dynamo_store.transition(campaign_id, action)
+            assert str(refused.value) == f"Campaign status is {status.value}: cannot {action}"
+            assert raw_campaign(dynamo_store, campaign_id)["status"] == status.value
+
+
+def test_a_pause_records_its_reason_and_a_resume_clears_it(dynamo_store: DynamoStore) -> None:
+    campaign_id = create(dynamo_store, CampaignStatus.RUNNING)
+
+    paused = dynamo_store.transition(
+        campaign_id, Action.PAUSE, pause_reason="Daily limit reached: 200/200 conversations"
+    )
+    resumed = dynamo_store.transition(campaign_id, Action.RESUME)
+    by_operator = dynamo_store.transition(campaign_id, Action.PAUSE)
+
+    assert paused.pause_reason == "Daily limit reached: 200/200 conversations"
+    assert raw_campaign(dynamo_store, campaign_id)["pausedAt"].endswith("Z")
+    assert resumed.pause_reason is None
+    assert by_operator.pause_reason == "Paused by operator"
+
+
+@pytest.mark.parametrize("action", list(Action))
+def test_a_transition_of_a_missing_campaign_is_not_found(
+    dynamo_store: DynamoStore, action: Action
+) -> None:
+    missing = new_campaign_id()
+
+    with pytest.raises(CampaignNotFound):
+        dynamo_store.transition(missing, action)
+
+    assert dynamo_store.get_campaign(missing) is None
+
+
+def race_transitions(
+    stores: list[DynamoStore], campaign_id: str, actions: tuple[Action, Action]
+) -> tuple[list[Action], list[InvalidTransition]]:
+    """Fire both transitions at once from two threads; (winners, refusals)."""
+    start = threading.Barrier(len(actions))
+    won: list[Action] = []
+    refused: list[InvalidTransition] = []
+
+    def race(store: DynamoStore, action: Action) -> None:
+        start.wait(timeout=10)
+        try:
+            store.transition(campaign_id, action)
+            won.append(action)
+        except InvalidTransition as exc:
+            refused.append(exc)
+
+    threads = [
+        threading.Thread(target=race, args=(store, action))
+        for store, action in zip(stores, actions, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return won, refused
+
+
+@pytest.mark.parametrize(
+    "actions",
+    [
+        (Action.PAUSE, Action.PAUSE),
+        (Action.COMPLETE, Action.COMPLETE),
+        (Action.PAUSE, Action.COMPLETE),
+    ],
+)
+def test_two_racing_transitions_from_running_cannot_both_win(
+    aws_settings: Settings, dynamo_store: DynamoStore, actions: tuple[Action, Action]
+) -> None:
+    stores = [DynamoStore(dynamodb_client(aws_settings), aws_settings) for _ in actions]
+    for _ in range(3):
+        campaign_id = create(dynamo_store, CampaignStatus.RUNNING)
+
+        won, refused = race_transitions(stores, campaign_id, actions)
+
+        assert len(won) == 1
+        assert len(refused) == 1
+        winner_status = TRANSITIONS[won[0]][1]
+        assert refused[0].current == winner_status.value
+        assert raw_campaign(dynamo_store, campaign_id)["status"] == winner_status.value
+
+
+def test_counters_are_added_and_the_campaign_returned(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    dynamo_store.add_counts(campaign_id, sent=2, failed=1, unknown=1)
+
+    campaign = dynamo_store.add_counts(campaign_id, sent=1, unknown=-1)
+
+    assert campaign is not None
+    assert (campaign.sent_count, campaign.failed_count, campaign.unknown_count) == (3, 1, 0)
+    assert campaign.total_recipients == 1
+    unchanged = dynamo_store.add_counts(campaign_id)
+    assert unchanged is not None
+    assert unchanged.sent_count == 3
+    assert dynamo_store.add_counts(new_campaign_id(), sent=1) is None
+
+
+def test_a_counter_is_set_only_if_it_still_holds_what_was_read(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    assert dynamo_store.set_counter(campaign_id, "sentCount", 0, 5)
+    assert not dynamo_store.set_counter(campaign_id, "sentCount", 0, 7)  # it moved
+    assert raw_campaign(dynamo_store, campaign_id)["sentCount"] == 5
+    assert dynamo_store.set_counter(campaign_id, "reconciledCount", None, 1)
+    assert not dynamo_store.set_counter(campaign_id, "reconciledCount", None, 2)
+    assert not dynamo_store.set_counter(new_campaign_id(), "sentCount", None, 1)
+
+
+def test_statuses_are_counted_from_the_recipient_items(dynamo_store: DynamoStore) -> None:
+    campaign_id = create(dynamo_store, CampaignStatus.RUNNING)
+    phones = [f"9198765432{i:02d}" for i in range(6)]
+    populate(dynamo_store, campaign_id, phones)
+    for phone, outcome in zip(phones, ["sent", "sent", "failed", "sending"], strict=False):
+        claim = dynamo_store.claim(campaign_id, phone, OWNER, time.time() + 60).claim
+        assert claim is not None
+        if outcome == "sent":
+            dynamo_store.commit_sent(claim, f"wamid.{phone}", time.time())
+        elif outcome == "failed":
+            dynamo_store.commit_failed(claim, "META_131026", time.time())
+
+    counts = dynamo_store.count_statuses(campaign_id)
+
+    assert counts[RecipientStatus.SENT] == 2
+    assert counts[RecipientStatus.FAILED] == 1
+    assert counts[RecipientStatus.SENDING] == 1
+    assert counts[RecipientStatus.PENDING] == 2
+    assert counts[RecipientStatus.UNKNOWN] == 0
+    assert (counts.total, counts.open) == (6, 3)
+    pending = list(dynamo_store.iter_recipients(campaign_id, RecipientStatus.PENDING, page_size=2))
+    assert sorted(r.phone for r in pending) == phones[4:]
+
+
+def test_a_suppressed_number_is_stored_with_its_reason(dynamo_store: DynamoStore) -> None:
+    dynamo_store.suppress(PHONE, "META_131050")
+
+    response = dynamo_store.client.get_item(
+        TableName=dynamo_store.campaigns_table, Key=suppression_key(PHONE), ConsistentRead=True
+    )
+    item = deserialize(response["Item"])
+    assert (item["phone"], item["reason"]) == (PHONE, "META_131050")
+
+
+def test_an_unreachable_table_is_store_unavailable(aws_settings: Settings) -> None:
+    settings = load_settings(
+        aws_endpoint_url=aws_settings.aws_endpoint_url, campaigns_table="no-such-table"
+    )
+    store = DynamoStore(dynamodb_client(settings), settings)
+
+    with pytest.raises(StoreUnavailable, match="ResourceNotFoundException"):
+        store.get_campaign(new_campaign_id())
+
+
+# -- recipients: claim ----------------------------------------------------------------------
+
+
+def test_a_pending_recipient_is_claimed_with_a_lease_and_one_attempt(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    lease_until = time.time() + 60
+
+    result = dynamo_store.claim(campaign_id, PHONE, OWNER, lease_until)
+
+    assert result.claim is not None
+    assert result.claim.owner == OWNER
+    recipient = result.claim.recipient
+    assert (recipient.phone, recipient.status, recipient.attempts) == (
+        PHONE,
+        RecipientStatus.SENDING,
+        1,
+    )
+    assert recipient.params == (TemplateParam("1", "Asha"),)
+    item = raw_recipient(dynamo_store, campaign_id)
+    assert (item["status"], item["leaseOwner"], item["attempts"]) == ("SENDING", OWNER, 1)
+    assert item["leaseUntil"] == pytest.approx(lease_until)
+
+
+def test_only_a_pending_recipient_can_be_claimed(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    claimed(dynamo_store, campaign_id)
+
+    refused = dynamo_store.claim(campaign_id, PHONE, OTHER, time.time() + 60)
+
+    assert refused.claim is None
+    assert refused.current is not None
+    assert (refused.current.status, refused.current.lease_owner) == (
+        RecipientStatus.SENDING,
+        OWNER,
+    )
+    assert raw_recipient(dynamo_store, campaign_id)["attempts"] == 1
+
+
+def test_a_sent_recipient_is_never_claimed_again(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    dynamo_store.commit_sent(claimed(dynamo_store, campaign_id), "wamid.A", time.time())
+
+    refused = dynamo_store.claim(campaign_id, PHONE, OWNER, time.time() + 60)
+
+    assert refused.claim is None
+    assert refused.current is not None
+    assert (refused.current.status, refused.current.message_id) == (RecipientStatus.SENT, "wamid.A")
+
+
+def test_claiming_a_missing_recipient_returns_nothing(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    result = dynamo_store.claim(campaign_id, "919999999999", OWNER, time.time() + 60)
+
+    assert result.claim is None
+    assert result.current is None
+    assert raw_recipient(dynamo_store, campaign_id, "919999999999") == {}
+
+
+# -- recipients: retry, release -------------------------------------------------------------
+
+
+def test_recording_an_attempt_counts_it_and_extends_the_lease(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    claim = claimed(dynamo_store, campaign_id)
+    later = time.time() + 120
+
+    extended = dynamo_store.record_attempt(claim, later)
+
+    assert extended is not None
+    assert extended.recipient.attempts == 2
+    assert extended.lease_until == later
+    assert raw_recipient(dynamo_store, campaign_id)["leaseUntil"] == pytest.approx(later)
+
+
+def test_recording_an_attempt_on_a_lost_lease_returns_none(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    claim = claimed(dynamo_store, campaign_id)
+    theirs = Claim(claim.recipient, OTHER, claim.lease_until)
+
+    assert dynamo_store.record_attempt(theirs, time.time() + 120) is None
+    assert raw_recipient(dynamo_store, campaign_id)["attempts"] == 1
+
+
+def test_a_release_before_sending_refunds_the_attempt(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    claim = claimed(dynamo_store, campaign_id)
+
+    assert dynamo_store.release(claim, refund_attempt=True)
+
+    item = raw_recipient(dynamo_store, campaign_id)
+    assert (item["status"], item["attempts"]) == ("PENDING", 0)
+    assert "leaseOwner" not in item
+    assert "leaseUntil" not in item
+
+
+def test_a_release_after_a_campaign_level_error_keeps_the_attempt_as_halted(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    claim = claimed(dynamo_store, campaign_id)
+
+    assert dynamo_store.release(claim, refund_attempt=False, halted=True)
+
+    again = dynamo_store.claim(campaign_id, PHONE, OWNER, time.time() + 60).claim
+    assert again is not None
+    assert (again.recipient.attempts, again.recipient.halted_attempts) == (2, 1)
+    assert again.recipient.tries == 1
+
+
+def test_a_release_by_someone_without_the_lease_changes_nothing(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    claim = claimed(dynamo_store, campaign_id)
+    theirs = Claim(claim.recipient, OTHER, claim.lease_until)
+
+    assert not dynamo_store.release(theirs, refund_attempt=True)
+
+    item = raw_recipient(dynamo_store, campaign_id)
+    assert (item["status"], item["leaseOwner"], item["attempts"]) == ("SENDING", OWNER, 1)
+
+
+# -- recipients: commit ---------------------------------------------------------------------
+
+
+def test_a_sent_commit_records_the_wamid_and_keeps_the_owner(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    result = dynamo_store.commit_sent(claimed(dynamo_store, campaign_id), "wamid.A", time.time())
+
+    assert (result.committed, result.was_unknown) == (True, False)
+    item = raw_recipient(dynamo_store, campaign_id)
+    assert (item["status"], item["messageId"], item["leaseOwner"]) == ("SENT", "wamid.A", OWNER)
+    assert item["sentAt"].endswith("Z")
+    assert "leaseUntil" not in item
+
+
+def test_a_failed_commit_records_the_error_code(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    result = dynamo_store.commit_failed(
+        claimed(dynamo_store, campaign_id), "META_131026", time.time()
+    )
+
+    assert result.committed
+    item = raw_recipient(dynamo_store, campaign_id)
+    assert (item["status"], item["errorCode"]) == ("FAILED", "META_131026")
+    assert item["failedAt"].endswith("Z")
+
+
+def test_an_unknown_commit_records_why(dynamo_store: DynamoStore, campaign_id: str) -> None:
+    result = dynamo_store.commit_unknown(
+        claimed(dynamo_store, campaign_id), "META_TIMEOUT", time.time()
+    )
+
+    assert result.committed
+    item = raw_recipient(dynamo_store, campaign_id)
+    assert (item["status"], item["unknownReason"]) == ("UNKNOWN", "META_TIMEOUT")
+
+
+@pytest.mark.parametrize("commit", ["sent", "failed", "unknown"])
+def test_a_commit_without_the_lease_is_refused(
+    dynamo_store: DynamoStore, campaign_id: str, commit: str
+) -> None:
+    claim = claimed(dynamo_store, campaign_id)
+    theirs = Claim(claim.recipient, OTHER, claim.lease_until)
+    now_s = time.time()
+
+    if commit == "sent":
+        result = dynamo_store.commit_sent(theirs, "wamid.B", now_s)
+    elif commit == "failed":
+        result = dynamo_store.commit_failed(theirs, "META_100", now_s)
+    else:
+        result = dynamo_store.commit_unknown(theirs, "META_TIMEOUT", now_s)
+
+    assert not result.committed
+    item = raw_recipient(dynamo_store, campaign_id)
+    assert (item["status"], item["leaseOwner"]) == ("SENDING", OWNER)
+    assert "messageId" not in item
+    assert "errorCode" not in item
+
+
+def test_a_repeated_commit_whose_first_answer_was_lost_finds_its_own_result(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    claim = claimed(dynamo_store, campaign_id)
+    dynamo_store.commit_sent(claim, "wamid.A", time.time())
+
+    again = dynamo_store.commit_sent(claim, "wamid.A", time.time())
+    different = dynamo_store.commit_sent(claim, "wamid.OTHER", time.time())
+
+    assert again.committed
+    assert not different.committed
+    assert raw_recipient(dynamo_store, campaign_id)["messageId"] == "wamid.A"
+
+
+@pytest.mark.parametrize("commit", ["sent", "failed"])
+def test_a_commit_after_the_lease_expired_to_unknown_resolves_it(
+    dynamo_store: DynamoStore, campaign_id: str, commit: str
+) -> None:
+    now_s = time.time()
+    claim = claimed(dynamo_store, campaign_id, lease_until=now_s - 1)
+    assert dynamo_store.expire_lease(claim.recipient, now_s)
+    assert raw_recipient(dynamo_store, campaign_id)["status"] == "UNKNOWN"
+
+    if commit == "sent":
+        result = dynamo_store.commit_sent(claim, "wamid.LATE", now_s)
+    else:
+        result = dynamo_store.commit_failed(claim, "META_131026", now_s)
+
+    assert (result.committed, result.was_unknown) == (True, True)
+    assert raw_recipient(dynamo_store, campaign_id)["status"] == commit.upper()
+
+
+def test_an_unknown_commit_does_not_touch_an_already_unknown_recipient(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    now_s = time.time()
+    claim = claimed(dynamo_store, campaign_id, lease_until=now_s - 1)
+    assert dynamo_store.expire_lease(claim.recipient, now_s)
+
+    result = dynamo_store.commit_unknown(claim, "META_TIMEOUT", now_s)
+
+    assert not result.committed
+    assert raw_recipient(dynamo_store, campaign_id)["unknownReason"] == "lease expired"
+
+
+# -- recipients: expired leases and requeue -------------------------------------------------
+
+
+def test_a_lease_is_expired_only_once_it_has_run_out(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    now_s = time.time()
+    claim = claimed(dynamo_store, campaign_id, lease_until=now_s + 30)
+
+    assert not dynamo_store.expire_lease(claim.recipient, now_s)
+    assert raw_recipient(dynamo_store, campaign_id)["status"] == "SENDING"
+    assert dynamo_store.expire_lease(claim.recipient, now_s + 31)
+    item = raw_recipient(dynamo_store, campaign_id)
+    assert (item["status"], item["unknownReason"]) == ("UNKNOWN", "lease expired")
+    assert not dynamo_store.expire_lease(claim.recipient, now_s + 60)  # already UNKNOWN
+
+
+def test_a_pending_or_committed_recipient_never_has_its_lease_expired(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    claim = claimed(dynamo_store, campaign_id, lease_until=time.time() - 1)
+    dynamo_store.commit_sent(claim, "wamid.A", time.time())
+
+    assert not dynamo_store.expire_lease(claim.recipient, time.time() + 3600)
+    assert raw_recipient(dynamo_store, campaign_id)["status"] == "SENT"
+
+
+def test_an_unknown_recipient_can_be_requeued_by_an_operator(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    now_s = time.time()
+    claim = claimed(dynamo_store, campaign_id, lease_until=now_s - 1)
+    assert dynamo_store.expire_lease(claim.recipient, now_s)
+
+    assert dynamo_store.requeue_unknown(claim.recipient)
+
+    item = raw_recipient(dynamo_store, campaign_id)
+    assert item["status"] == "PENDING"
+    assert "leaseOwner" not in item
+    assert item["attempts"] == 1
+    assert dynamo_store.claim(campaign_id, PHONE, OTHER, now_s + 60).claim is not None
+
+
+def test_only_an_unknown_recipient_is_requeued(dynamo_store: DynamoStore, campaign_id: str) -> None:
+    claim = claimed(dynamo_store, campaign_id)
+    dynamo_store.commit_sent(claim, "wamid.A", time.time())
+
+    assert not dynamo_store.requeue_unknown(claim.recipient)
+    assert raw_recipient(dynamo_store, campaign_id)["status"] == "SENT"
