@@ -25,9 +25,9 @@ AWS_READ_TIMEOUT_S = 30
 AWS_CONNECT_TIMEOUT_S = 5
 
 
-def client_config(max_pool_connections: int = 10) -> Config:
+def client_config(max_pool_connections: int = 10, max_attempts: int = AWS_MAX_ATTEMPTS) -> Config:
     return Config(
-        retries={"mode": "standard", "max_attempts": AWS_MAX_ATTEMPTS},
+        retries={"mode": "standard", "max_attempts": max_attempts},
         connect_timeout=AWS_CONNECT_TIMEOUT_S,
         read_timeout=AWS_READ_TIMEOUT_S,
         max_pool_connections=max_pool_connections,
@@ -35,21 +35,25 @@ def client_config(max_pool_connections: int = 10) -> Config:
     )
 
 
-def _client(service: str, settings: Settings, max_pool_connections: int) -> Any:
+def _client(service: str, settings: Settings, max_pool_connections: int, max_attempts: int) -> Any:
     session = boto3.session.Session()
     return session.client(
         service,  # type: ignore[call-overload]
         region_name=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url,
-        config=client_config(max_pool_connections),
+        config=client_config(max_pool_connections, max_attempts),
     )
 
 
-def dynamodb_client(settings: Settings, max_pool_connections: int = 10) -> DynamoDBClient:
-    client: DynamoDBClient = _client("dynamodb", settings, max_pool_connections)
+def dynamodb_client(
+    settings: Settings, max_pool_connections: int = 10, max_attempts: int = AWS_MAX_ATTEMPTS
+) -> DynamoDBClient:
+    """``max_attempts=1`` for writes that must not be repeated blindly (an unconditional
+    ``ADD -1`` whose first answer was lost would be applied twice)."""
+    client: DynamoDBClient = _client("dynamodb", settings, max_pool_connections, max_attempts)
     return client
 
 
 def sqs_client(settings: Settings, max_pool_connections: int = 10) -> SQSClient:
-    client: SQSClient = _client("sqs", settings, max_pool_connections)
+    client: SQSClient = _client("sqs", settings, max_pool_connections, AWS_MAX_ATTEMPTS)
     return client

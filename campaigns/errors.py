@@ -90,4 +90,8 @@ class StoreUnavailable(CampaignError):
 
 
 class QueueUnavailable(CampaignError):
-    """SQS kept failing after retries."""
+    """SQS kept failing after retries; ``code`` is AWS's error code (or the exception name)."""
+
+    def __init__(self, message: str, code: str = "Unknown") -> None:
+        super().__init__(message)
+        self.code = code

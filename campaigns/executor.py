@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from campaigns.breaker import SendBreaker
 from campaigns.errors import (
     AmbiguousSend,
     CampaignHalted,
@@ -34,6 +35,7 @@ from campaigns.ports import CapGuard, Clock, RateLimiter, Reservation, Sender, S
 from campaigns.whatsapp import TemplateMessage
 
 STATUS_CACHE_S = 1.0  # pause and cancel take effect within a second (or one send)
+MAX_INLINE_HOLD_S = 2.0  # a longer send-storm hold defers the batch instead of waiting
 
 
 class BatchOutcome(StrEnum):
@@ -41,6 +43,7 @@ class BatchOutcome(StrEnum):
     PAUSED = "paused"  # this batch paused the campaign (cap, auth, ...): delete
     NOT_RUNNING = "not_running"  # the campaign is paused, cancelled or completed: delete
     RELEASED = "released"  # stopping: recipients left PENDING, release the message
+    DEFERRED = "deferred"  # a send storm: recipients left PENDING, message back later
     POISON = "poison"  # unknown campaign: never act on it, let it reach the DLQ
     ERROR = "error"  # the store failed: leave the message for redelivery
 
@@ -68,6 +71,7 @@ class BatchSummary:
     skipped: int = 0
     released: int = 0
     pause_reason: str | None = None
+    defer_s: float = 0.0  # with DEFERRED: how long to keep the message away
     completed_campaign: bool = False
     outcomes: dict[str, RecipientOutcome] = field(default_factory=dict)
 
@@ -158,6 +162,7 @@ class BatchExecutor:
         policy: RetryPolicy | None = None,
         cache: CampaignCache | None = None,
         rng: random.Random | None = None,
+        breaker: SendBreaker | None = None,
     ) -> None:
         self._store = store
         self._guard = guard
@@ -170,6 +175,7 @@ class BatchExecutor:
         self._policy = policy or RetryPolicy()
         self._cache = cache or CampaignCache(store, clock)
         self._rng = rng or random.Random()
+        self._breaker = breaker
         self._log = get_logger(owner=owner)
 
     def run(
@@ -190,7 +196,7 @@ class BatchExecutor:
                 self._one(message.campaign_id, phone, summary, stop)
         except _Stop as stopped:
             summary.outcome = stopped.outcome
-            if stopped.outcome is BatchOutcome.RELEASED:  # also when stopped mid-recipient
+            if stopped.outcome in (BatchOutcome.RELEASED, BatchOutcome.DEFERRED):
                 for rest in message.phones:
                     if rest not in summary.outcomes:
                         summary.record(rest, RecipientOutcome.RELEASED)
@@ -274,6 +280,7 @@ class BatchExecutor:
         )
         log = self._log.bind(campaign_id=campaign.campaign_id, phone=phone)
         while True:
+            self._hold_for_storm(claim, reservation, summary, stop)
             if not self._limiter.acquire(stop):
                 self._give_back(claim, reservation, summary, refund_attempt=True)
                 raise _Stop(BatchOutcome.RELEASED)
@@ -282,6 +289,8 @@ class BatchExecutor:
                 accepted = self._sender.send(message)
             except RetryableSendError as exc:
                 self._metrics.send_duration.observe(self._clock.monotonic() - started)
+                if not isinstance(exc, ThrottledSendError | PairRateLimited):
+                    self._storm(failed=True)
                 if isinstance(exc, ThrottledSendError):
                     self._limiter.throttled(exc.retry_after_s)
                 tries = claim.recipient.tries
@@ -312,6 +321,7 @@ class BatchExecutor:
                 continue
             except RecipientRejected as exc:
                 self._metrics.send_duration.observe(self._clock.monotonic() - started)
+                self._storm(failed=False)
                 if not exc.classified:
                     log.warning("recipient.unclassified_error", code=exc.code, detail=exc.detail)
                 if exc.suppress:
@@ -320,6 +330,7 @@ class BatchExecutor:
                 return
             except CampaignHalted as exc:
                 self._metrics.send_duration.observe(self._clock.monotonic() - started)
+                self._storm(failed=False)
                 # One expired token must not burn the whole list: the recipient stays PENDING.
                 self._store.release(claim, refund_attempt=False, halted=True)
                 self._guard.refund(reservation)
@@ -331,6 +342,7 @@ class BatchExecutor:
                 raise _Stop(BatchOutcome.PAUSED) from None
             except AmbiguousSend as exc:
                 self._metrics.send_duration.observe(self._clock.monotonic() - started)
+                self._storm(failed=True)
                 # Meta may have accepted it: keep the unit, never resend automatically.
                 log.warning("recipient.unknown", code=exc.code, detail=exc.detail)
                 result = self._store.commit_unknown(claim, exc.code, self._clock.now())
@@ -341,6 +353,7 @@ class BatchExecutor:
                 return
             self._metrics.send_duration.observe(self._clock.monotonic() - started)
             self._metrics.sent.inc()
+            self._storm(failed=False)
             result = self._store.commit_sent(claim, accepted.message_id, self._clock.now())
             if result.committed:
                 self._count(
@@ -353,6 +366,33 @@ class BatchExecutor:
                 log.warning("recipient.commit_lost", message_id=accepted.message_id)
             summary.record(phone, RecipientOutcome.SENT)
             return
+
+    # -- storms ---------------------------------------------------------------------------
+
+    def _storm(self, *, failed: bool) -> None:
+        if self._breaker is None:
+            return
+        if failed:
+            self._breaker.failure()
+        else:
+            self._breaker.success()
+
+    def _hold_for_storm(
+        self, claim: Claim, reservation: Reservation, summary: BatchSummary, stop: threading.Event
+    ) -> None:
+        """While Meta keeps failing, hold off: a short hold waits here; a long one gives the
+        recipient back (its retry budget untouched) and defers the rest of the batch."""
+        if self._breaker is None:
+            return
+        while (hold_s := self._breaker.wait_s()) > 0:
+            if hold_s > MAX_INLINE_HOLD_S:
+                self._give_back(claim, reservation, summary, refund_attempt=True)
+                summary.defer_s = hold_s
+                self._log.warning("batch.deferred", reason="send storm", defer_s=round(hold_s, 1))
+                raise _Stop(BatchOutcome.DEFERRED)
+            if not self._clock.sleep(hold_s, stop):
+                self._give_back(claim, reservation, summary, refund_attempt=True)
+                raise _Stop(BatchOutcome.RELEASED)
 
     # -- outcomes ------------------------------------------------------------------------
 

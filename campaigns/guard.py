@@ -86,9 +86,17 @@ class DynamoCapGuard:
     """Implements ``campaigns.ports.CapGuard`` on the campaigns table's counter items."""
 
     def __init__(
-        self, client: DynamoDBClient, table: str, cap: int, portfolio: str = "default"
+        self,
+        client: DynamoDBClient,
+        table: str,
+        cap: int,
+        portfolio: str = "default",
+        refund_client: DynamoDBClient | None = None,
     ) -> None:
         self._db = client
+        # Refunds are not idempotent (ADD -1): give them a client that never retries, so a
+        # lost answer costs at most a leaked unit (safe), never a double refund (unsafe).
+        self._refund_db = refund_client or client
         self._table = table
         self._cap = cap
         self._portfolio = portfolio
@@ -134,7 +142,7 @@ class DynamoCapGuard:
     def refund(self, reservation: Reservation) -> None:
         attr = hour_attr(reservation.hour)
         try:
-            self._db.update_item(
+            self._refund_db.update_item(
                 TableName=self._table,
                 Key={"PK": {"S": reservation.bucket}, "SK": {"S": "METADATA"}},
                 UpdateExpression="ADD #c :minus, #h :minus",

@@ -43,8 +43,40 @@ def chunks(items: Sequence[Any], size: int = MAX_SQS_BATCH) -> Iterable[Sequence
 def _queue_error(exc: ClientError | BotoCoreError, what: str) -> QueueUnavailable:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "Unknown")
-        return QueueUnavailable(f"SQS {what} failed: {code}")
-    return QueueUnavailable(f"SQS {what} failed: {type(exc).__name__}")
+    else:
+        code = type(exc).__name__
+    return QueueUnavailable(f"SQS {what} failed: {code}", code)
+
+
+CREDENTIAL_ERRORS = frozenset(
+    {
+        "NoCredentialsError",
+        "PartialCredentialsError",
+        "CredentialRetrievalError",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "AccessDeniedException",
+    }
+)
+THROTTLING_ERRORS = frozenset(
+    {"ThrottlingException", "Throttling", "RequestThrottled", "OverLimit", "KmsThrottled"}
+)
+
+
+def receive_backoff_s(code: str, previous_s: float) -> float:
+    """Exponential backoff after a failed receive; credential and throttling errors wait
+    longer (a fixed token or a hot account will not heal in a second)."""
+    if code in CREDENTIAL_ERRORS:
+        base_s, max_s = 10.0, 300.0
+    elif code in THROTTLING_ERRORS:
+        base_s, max_s = 5.0, 120.0
+    else:
+        base_s, max_s = 1.0, 60.0
+    return min(max_s, max(base_s, previous_s * 2))
 
 
 def resolve_queue_url(client: SQSClient, name: str, url: str | None = None) -> str:

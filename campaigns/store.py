@@ -55,6 +55,7 @@ _TIMESTAMP_FIELD = {
     Action.COMPLETE: "completedAt",
 }
 _S = {"#s": "status"}
+LEASE_EXPIRED = "lease expired"
 
 
 def _str(value: str) -> dict[str, str]:
@@ -345,6 +346,9 @@ class DynamoStore:
             )
         except _ConditionFailed as failed:
             current = recipient_from_item(campaign_id, failed.item) if failed.item else None
+            if current and current.lease_owner == owner and current.lease_until == lease_until:
+                # Our own claim landed and its answer was lost; botocore's retry met it.
+                return ClaimResult(claim=Claim(current, owner, lease_until))
             return ClaimResult(claim=None, current=current)
         recipient = recipient_from_item(campaign_id, response["Attributes"])
         return ClaimResult(claim=Claim(recipient=recipient, owner=owner, lease_until=lease_until))
@@ -358,13 +362,15 @@ class DynamoStore:
                     TableName=self._recipients,
                     Key=self._key(claim),
                     UpdateExpression="SET leaseUntil = :u ADD attempts :one",
-                    ConditionExpression="#s = :sending AND leaseOwner = :o",
+                    # On attempts too, so a retried write cannot count one request twice.
+                    ConditionExpression="#s = :sending AND leaseOwner = :o AND attempts = :n",
                     ExpressionAttributeNames=_S,
                     ExpressionAttributeValues={
                         ":sending": _str(RecipientStatus.SENDING.value),
                         ":o": _str(claim.owner),
                         ":u": _num(lease_until),
                         ":one": _num(1),
+                        ":n": _num(claim.recipient.attempts),
                     },
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -490,6 +496,7 @@ class DynamoStore:
     def expire_lease(self, recipient: Recipient, now_s: float) -> bool:
         """A SENDING recipient whose lease expired was claimed by a process that died: it may
         or may not have been sent, so it becomes UNKNOWN (never resent automatically)."""
+        at = iso_utc(now_s)
         try:
             self._retrying(
                 "UpdateItem",
@@ -502,14 +509,22 @@ class DynamoStore:
                     ExpressionAttributeValues={
                         ":unknown": _str(RecipientStatus.UNKNOWN.value),
                         ":sending": _str(RecipientStatus.SENDING.value),
-                        ":r": _str("lease expired"),
-                        ":now": _str(iso_utc(now_s)),
+                        ":r": _str(LEASE_EXPIRED),
+                        ":now": _str(at),
                         ":t": _num(now_s),
                     },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 ),
             )
-        except _ConditionFailed:
-            return False
+        except _ConditionFailed as failed:
+            # True only if it was this very write (answer lost, retried), not someone else's.
+            now = deserialize(failed.item) if failed.item else {}
+            return (
+                now.get("status") == RecipientStatus.UNKNOWN.value
+                and now.get("unknownReason") == LEASE_EXPIRED
+                and now.get("unknownAt") == at
+                and now.get("leaseOwner") == recipient.lease_owner
+            )
         return True
 
     def requeue_unknown(self, recipient: Recipient) -> bool:

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from campaigns.aws import dynamodb_client, sqs_client
+from campaigns.breaker import SendBreaker
 from campaigns.clock import SystemClock
 from campaigns.executor import BatchExecutor, CampaignCache, RetryPolicy
 from campaigns.guard import DynamoCapGuard
@@ -33,7 +34,9 @@ class Engine:
     clock: SystemClock
     cache: CampaignCache
 
-    def executor(self, limiter: RateLimiter, owner: str) -> BatchExecutor:
+    def executor(
+        self, limiter: RateLimiter, owner: str, breaker: SendBreaker | None = None
+    ) -> BatchExecutor:
         """One executor per thread: each has its own HTTP session to the Cloud API."""
         return BatchExecutor(
             store=self.store,
@@ -46,6 +49,7 @@ class Engine:
             lease_s=self.settings.lease_s,
             policy=RetryPolicy(max_send_attempts=self.settings.max_send_attempts),
             cache=self.cache,
+            breaker=breaker,
         )
 
 
@@ -55,7 +59,11 @@ def build_engine(settings: Settings, metrics: EngineMetrics | None = None) -> En
     clock = SystemClock()
     store = DynamoStore(db, settings, clock)
     guard = DynamoCapGuard(
-        db, settings.campaigns_table, settings.daily_cap, settings.business_portfolio_id
+        db,
+        settings.campaigns_table,
+        settings.daily_cap,
+        settings.business_portfolio_id,
+        refund_client=dynamodb_client(settings, max_pool_connections=pool, max_attempts=1),
     )
     metrics = metrics or EngineMetrics()
     metrics.cap_limit.set(settings.daily_cap)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from campaigns import logging as logs
+from campaigns.breaker import SendBreaker
 from campaigns.errors import ConfigError, QueueUnavailable, StoreUnavailable
 from campaigns.exitcodes import EXIT_CONFIG, EXIT_UNAVAILABLE
 from campaigns.ratelimit import TokenBucket
@@ -62,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNAVAILABLE
     limiter = TokenBucket(settings.send_rate_per_second)
     engine.metrics.send_rate_limit.set_function(limiter.current_rate)
-    executors = [engine.executor(limiter, owner) for _ in range(settings.consumer_concurrency)]
+    breaker = SendBreaker()
+    executors = [
+        engine.executor(limiter, owner, breaker) for _ in range(settings.consumer_concurrency)
+    ]
     health = HealthState()
     try:
         server = HealthServer(engine.metrics.registry, health, settings.metrics_port).start()
@@ -93,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             once=args.once,
         ),
         health=health,
+        breaker=breaker,
     )
     try:
         return worker.run()

@@ -18,17 +18,18 @@ from queue import Queue
 from types import FrameType
 from typing import Protocol
 
+from campaigns.breaker import SendBreaker
 from campaigns.errors import QueueUnavailable
 from campaigns.executor import BatchExecutor, BatchOutcome, BatchSummary
 from campaigns.logging import get_logger
 from campaigns.message import UndecodableMessage, decode
 from campaigns.metrics import EngineMetrics
-from campaigns.queue import ReceivedMessage
+from campaigns.queue import ReceivedMessage, receive_backoff_s
 from consumer.health import HealthState
 
 EXIT_OK = 0
 EXIT_FORCED = 1
-RECEIVE_BACKOFF_MAX_S = 60.0
+EXIT_MARGIN_S = 0.5  # leave this much of the shutdown budget for logging and exit
 MAX_IN_FLIGHT_S = 11 * 3600  # stop extending before SQS's 12 h visibility ceiling
 
 
@@ -50,6 +51,7 @@ class WorkerStats:
     unknown: int = 0
     released: int = 0
     poison: int = 0
+    deferred: int = 0
 
     def add(self, summary: BatchSummary) -> None:
         self.batches += 1
@@ -77,6 +79,7 @@ class Worker:
         config: WorkerConfig,
         health: HealthState | None = None,
         handle_signals: bool = True,
+        breaker: SendBreaker | None = None,
     ) -> None:
         if not executors:
             raise ValueError("at least one executor (slot) is needed")
@@ -85,7 +88,9 @@ class Worker:
         self._config = config
         self._health = health or HealthState()
         self._handle_signals = handle_signals
+        self._breaker = breaker
         self._stop = threading.Event()
+        self._stop_requested_at: float | None = None
         self._signals = 0
         self._idle: Queue[BatchExecutor] = _new_queue(executors)
         self._lock = threading.Lock()
@@ -101,6 +106,7 @@ class Worker:
 
     def request_stop(self) -> None:
         if not self._stop.is_set():
+            self._stop_requested_at = time.monotonic()
             self._log.info("consumer.draining")
         self._health.draining = True
         self._metrics.draining.set(1)
@@ -111,25 +117,35 @@ class Worker:
             self._install_signals()
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         heartbeat.start()
+        receiver = threading.Thread(target=self._receive_loop, name="receiver", daemon=True)
         self._health.ready = True
         self._log.info("consumer.started", slots=self._idle.qsize())
-        try:
-            self._loop()
-        finally:
-            self.request_stop()
-            self._drain()
-            self._log.info(
-                "consumer.stopped",
-                batches=self.stats.batches,
-                sent=self.stats.sent,
-                failed=self.stats.failed,
-                unknown=self.stats.unknown,
-                released=self.stats.released,
-                poison=self.stats.poison,
-            )
+        receiver.start()
+        # The main thread only waits, so signals are handled at once even mid long-poll.
+        while receiver.is_alive() and not self._stop.wait(0.5):
+            pass
+        self.request_stop()
+        self._drain(receiver)
+        self._log.info(
+            "consumer.stopped",
+            batches=self.stats.batches,
+            sent=self.stats.sent,
+            failed=self.stats.failed,
+            unknown=self.stats.unknown,
+            released=self.stats.released,
+            deferred=self.stats.deferred,
+            poison=self.stats.poison,
+        )
         return EXIT_OK
 
     # -- the loop ------------------------------------------------------------------------
+
+    def _receive_loop(self) -> None:
+        try:
+            self._loop()
+        except Exception:  # never let a bug end the daemon silently: stop it cleanly instead
+            self._log.exception("consumer.loop_crashed")
+            self.request_stop()
 
     def _loop(self) -> None:
         backoff_s = 0.0
@@ -140,6 +156,12 @@ class Worker:
                 with self._done:
                     self._done.wait(timeout=1.0)
                 continue
+            if self._breaker is not None and (hold_s := self._breaker.hold_s()) > 0:
+                # A send storm: take no new work until the cool-down ends.
+                if self._config.once and self._idle_all():
+                    return
+                self._stop.wait(min(hold_s, 5.0))
+                continue
             try:
                 messages = self._queue.receive(
                     min(free, 10), self._config.poll_wait_s, self._config.visibility_timeout_s
@@ -147,7 +169,7 @@ class Worker:
                 backoff_s = 0.0
             except QueueUnavailable as exc:
                 self._metrics.receive_errors.inc()
-                backoff_s = min(RECEIVE_BACKOFF_MAX_S, max(1.0, backoff_s * 2))
+                backoff_s = receive_backoff_s(exc.code, backoff_s)
                 self._log.warning("queue.receive_failed", error=str(exc), backoff_s=backoff_s)
                 self._stop.wait(backoff_s)
                 continue
@@ -204,6 +226,8 @@ class Worker:
             self._delete(message.receipt_handle)
         elif summary.outcome is BatchOutcome.RELEASED:
             self._release([message.receipt_handle])
+        elif summary.outcome is BatchOutcome.DEFERRED:
+            self._release([message.receipt_handle], delay_s=summary.defer_s)
         elif summary.outcome is BatchOutcome.POISON:
             self._log.error(
                 "message.unknown_campaign",
@@ -215,6 +239,8 @@ class Worker:
             self.stats.add(summary)
             if summary.outcome is BatchOutcome.POISON:
                 self.stats.poison += 1
+            if summary.outcome is BatchOutcome.DEFERRED:
+                self.stats.deferred += 1
         self._log.info(
             "batch.completed",
             campaign_id=batch.campaign_id,
@@ -238,9 +264,9 @@ class Worker:
             # Redelivery is harmless: every recipient in it is already committed.
             self._log.warning("queue.delete_failed", error=str(exc))
 
-    def _release(self, receipts: list[str]) -> None:
+    def _release(self, receipts: list[str], delay_s: float = 0.0) -> None:
         try:
-            self._queue.change_visibility(receipts, 0)
+            self._queue.change_visibility(receipts, min(int(delay_s + 0.999), MAX_IN_FLIGHT_S))
         except QueueUnavailable as exc:
             self._log.warning("queue.release_failed", error=str(exc), count=len(receipts))
 
@@ -273,15 +299,22 @@ class Worker:
         if failed:
             self._log.warning("queue.heartbeat_failed", count=len(failed))
 
-    def _drain(self) -> None:
-        deadline = time.monotonic() + self._config.shutdown_timeout_s
+    def _drain(self, receiver: threading.Thread) -> None:
+        """Wait for in-flight batches (they stop after their current recipient) until the
+        shutdown budget, counted from the stop request, runs out; release what is left."""
+        started = self._stop_requested_at or time.monotonic()
+        deadline = started + self._config.shutdown_timeout_s - EXIT_MARGIN_S
         with self._done:
             while self._busy and time.monotonic() < deadline:
-                self._done.wait(timeout=min(0.5, max(deadline - time.monotonic(), 0.01)))
+                self._done.wait(timeout=min(0.2, max(deadline - time.monotonic(), 0.01)))
             leftover = list(self._in_flight)
         if leftover:
             self._log.warning("consumer.drain_timeout", in_flight=len(leftover))
             self._release(leftover)
+        # A long poll in progress ends by itself; what it brings back is released by it.
+        receiver.join(timeout=max(deadline - time.monotonic(), 0.0))
+        if receiver.is_alive():
+            self._log.warning("consumer.poll_abandoned")
 
     def _install_signals(self) -> None:
         def _on_signal(signum: int, frame: FrameType | None) -> None:

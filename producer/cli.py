@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+from campaigns import logging as logs
 from campaigns.aws import dynamodb_client, sqs_client
 from campaigns.bulk import BulkRecipients
 from campaigns.errors import (
@@ -55,6 +57,16 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+def _positive_s(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:  # a zero or negative interval would spin or crash
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return seconds
+
+
 def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
@@ -91,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     status = command("status", "show a campaign's counters and progress")
     status.add_argument("campaign_id")
     status.add_argument("--watch", action="store_true", help="redraw until it stops running")
-    status.add_argument("--interval", type=float, default=1.0)
+    status.add_argument("--interval", type=_positive_s, default=1.0)
     reconcile = command("reconcile", "expire dead leases, repair counters, complete if done")
     reconcile.add_argument("campaign_id", nargs="?", help="default: every RUNNING or PAUSED")
     command("list", "list campaigns")
@@ -164,6 +176,8 @@ def _watch(producer: Producer, campaign_id: str, interval_s: float, as_json: boo
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     settings = load_settings()
+    # Logs go to stderr: stdout carries only the result (``--json`` output must parse).
+    logs.configure(settings.log_format, settings.log_level)
     if args.command == "execute-batch":
         return _execute_batch(settings, args.campaign_id)
     producer = _producer(settings)

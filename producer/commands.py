@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
+
 from campaigns.bulk import BulkRecipients
 from campaigns.clock import SystemClock, iso_utc
 from campaigns.errors import InvalidInput, InvalidTransition, QueueUnavailable
@@ -63,11 +65,13 @@ class Producer:
             raise InvalidInput("--name must not be empty")
         if not template.strip():
             raise InvalidInput("--template must not be empty")
+        if not language.strip():
+            raise InvalidInput("--language must not be empty")
         campaign = Campaign(
             campaign_id=new_campaign_id(),
             name=name.strip(),
             template_name=template.strip(),
-            template_language=language,
+            template_language=language.strip(),
             status=CampaignStatus.DRAFT,
             parameter_format=parameter_format,
             created_at=iso_utc(self.clock.now()),
@@ -98,6 +102,9 @@ class Producer:
     # -- populate ------------------------------------------------------------------------
 
     def populate(self, campaign_id: str, path: Path, default_region: str) -> dict[str, Any]:
+        if default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise InvalidInput(f"Unknown --default-region {default_region!r} (use e.g. IN, US)")
+        default_region = default_region.upper()
         campaign = self.get(campaign_id)
         if campaign.status not in POPULATE_STATUSES:
             raise InvalidInput(
@@ -274,13 +281,19 @@ class Producer:
             if not moved:
                 break
         completed = False
+        reenqueued = 0
         campaign = self.get(campaign_id)
         if campaign.status is CampaignStatus.RUNNING:
             completed = self.complete_if_done(campaign_id)
+            if not completed and self.queue.depth() == (0, 0):
+                # RUNNING with PENDING recipients and not one message anywhere in the queue:
+                # their messages were lost (or dead-lettered). Duplicates would be harmless.
+                _, reenqueued = self._enqueue(campaign_id)
         return {
             "campaignId": campaign_id,
             "expiredLeases": expired,
             "repairedCounters": repaired,
+            "reenqueuedRecipients": reenqueued,
             "completed": completed,
             "status": self.get(campaign_id).status.value,
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from campaigns.errors import InvalidInput
 from campaigns.models import TemplateParam
 
 MAX_FIELD_CHARS = 1024  # a template parameter longer than this is not a parameter
+_SURROGATE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a non-UTF-8 byte
 
 
 class FileProblem(InvalidInput):
@@ -45,7 +47,13 @@ def _open(path: Path) -> io.TextIOWrapper:
         handle = path.open("rb")
     except OSError as exc:
         raise FileProblem(f"Cannot read {path}: {exc.strerror}", missing=True) from None
-    return io.TextIOWrapper(handle, encoding="utf-8-sig", errors="strict", newline="")
+    # Undecodable bytes become lone surrogates, found row by row: the error names their line
+    # (a strict decoder fails a whole read-ahead chunk, hundreds of lines early).
+    return io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def _undecodable(fields: list[str]) -> bool:
+    return any(_SURROGATE.search(field) for field in fields)
 
 
 def _layout(first: list[str], path: Path) -> Layout:
@@ -67,9 +75,12 @@ def iter_rows(path: Path) -> Iterator[Row]:
         reader = csv.reader(text, strict=True)
         layout: Layout | None = None
         rows = 0
+        end = 0  # last physical line read: a row starts on the line after the previous one
         try:
             for fields in reader:
-                line = reader.line_num
+                line, end = end + 1, reader.line_num
+                if _undecodable(fields):
+                    raise FileProblem(f"{path}: line {line}: not UTF-8 text")
                 if not fields or all(not f.strip() for f in fields):
                     continue  # blank line
                 if layout is None:
@@ -79,8 +90,6 @@ def iter_rows(path: Path) -> Iterator[Row]:
                 row = _row(fields, line, layout, path)
                 rows += 1
                 yield row
-        except UnicodeDecodeError:
-            raise FileProblem(f"{path}: near line {reader.line_num + 1}: not UTF-8 text") from None
         except csv.Error as exc:
             raise FileProblem(f"{path}: line {reader.line_num}: malformed CSV ({exc})") from None
         if layout is None:
