@@ -7,11 +7,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test lint typecheck pytest unit integration race lock clean
+.PHONY: help install demo test lint typecheck pytest unit integration chaos lock clean
 
 help:
 	@echo "make demo   - run a whole campaign on the embedded local stack (< 1 min)"
 	@echo "make test   - lint, type-check and run the whole test suite"
+	@echo "make chaos  - soak under chaos: make chaos SEED=7 ROUNDS=40 RECIPIENTS=1000"
 	@echo "make lock   - re-pin requirements/*.txt from pyproject.toml"
 
 $(STAMP): requirements/dev.txt pyproject.toml
@@ -43,7 +44,15 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 integration: $(STAMP)
-	$(BIN)/pytest tests/integration tests/race $(PYTEST_ARGS)
+	$(BIN)/pytest tests/integration tests/race tests/chaos $(PYTEST_ARGS)
+
+SEED ?= 7
+ROUNDS ?= 40
+RECIPIENTS ?= 1000
+DAILY_CAP_CHAOS ?= 0
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos.chaos --seed $(SEED) --rounds $(ROUNDS) \
+		--recipients $(RECIPIENTS) --daily-cap $(DAILY_CAP_CHAOS)
 
 lock:
 	$(PYTHON) -m venv /tmp/campaign-lock-venv && /tmp/campaign-lock-venv/bin/pip install --quiet pip-tools

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -176,6 +177,7 @@ class BatchExecutor:
         self._cache = cache or CampaignCache(store, clock)
         self._rng = rng or random.Random()
         self._breaker = breaker
+        self._slot = uuid.uuid4().hex[:12]  # this executor's idempotency slot for counter ADDs
         self._log = get_logger(owner=owner)
 
     def run(
@@ -433,7 +435,9 @@ class BatchExecutor:
         failed: int = 0,
         unknown: int = 0,
     ) -> None:
-        campaign = self._store.add_counts(campaign_id, sent=sent, failed=failed, unknown=unknown)
+        campaign = self._store.add_counts(
+            campaign_id, sent=sent, failed=failed, unknown=unknown, slot=self._slot
+        )
         if campaign is None:
             return
         self._cache.put(campaign_id, campaign)

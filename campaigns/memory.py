@@ -86,7 +86,13 @@ class MemoryStore:
             return updated
 
     def add_counts(
-        self, campaign_id: str, *, sent: int = 0, failed: int = 0, unknown: int = 0
+        self,
+        campaign_id: str,
+        *,
+        sent: int = 0,
+        failed: int = 0,
+        unknown: int = 0,
+        slot: str | None = None,
     ) -> Campaign | None:
         with self._lock:
             campaign = self.campaigns.get(campaign_id)

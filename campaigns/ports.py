@@ -35,7 +35,13 @@ class CampaignStore(Protocol):
     ) -> Campaign: ...
 
     def add_counts(
-        self, campaign_id: str, *, sent: int = 0, failed: int = 0, unknown: int = 0
+        self,
+        campaign_id: str,
+        *,
+        sent: int = 0,
+        failed: int = 0,
+        unknown: int = 0,
+        slot: str | None = None,
     ) -> Campaign | None: ...
 
     def count_statuses(self, campaign_id: str) -> StatusCounts: ...

@@ -3,6 +3,7 @@ write per step (never TransactWriteItems on the hot path: see docs/architecture.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -55,6 +56,7 @@ _TIMESTAMP_FIELD = {
     Action.COMPLETE: "completedAt",
 }
 _S = {"#s": "status"}
+COUNT_TOKEN_PREFIX = "countToken_"  # noqa: S105 (an attribute name, not a secret)
 LEASE_EXPIRED = "lease expired"
 
 
@@ -210,15 +212,36 @@ class DynamoStore:
         return campaign_from_item(response["Attributes"])
 
     def add_counts(
-        self, campaign_id: str, *, sent: int = 0, failed: int = 0, unknown: int = 0
+        self,
+        campaign_id: str,
+        *,
+        sent: int = 0,
+        failed: int = 0,
+        unknown: int = 0,
+        slot: str | None = None,
     ) -> Campaign | None:
-        """``ADD`` to the campaign counters; returns the campaign as it now is."""
+        """``ADD`` to the campaign counters; returns the campaign as it now is.
+
+        With a ``slot`` (one per batch thread) the ADD is idempotent: it also writes a fresh
+        token into that slot's attribute and is conditional on the slot not holding it yet, so
+        a retry whose first attempt landed (answer lost) is recognised instead of counted twice.
+        """
         deltas = {"sentCount": sent, "failedCount": failed, "unknownCount": unknown}
         adds = [(name, delta) for name, delta in deltas.items() if delta]
         if not adds:
             return self.get_campaign(campaign_id)
         expression = "ADD " + ", ".join(f"{name} :{name}" for name, _ in adds)
-        values = {f":{name}": _num(delta) for name, delta in adds}
+        values: dict[str, Any] = {f":{name}": _num(delta) for name, delta in adds}
+        condition = "attribute_exists(PK)"
+        names: dict[str, str] = {}
+        token = ""
+        if slot is not None:
+            token = f"{int(self._clock.now())}:{uuid.uuid4().hex[:12]}"
+            names["#slot"] = COUNT_TOKEN_PREFIX + slot
+            values[":tok"] = _str(token)
+            expression += " SET #slot = :tok"
+            condition += " AND (attribute_not_exists(#slot) OR #slot <> :tok)"
+        extra: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
         try:
             response = self._retrying(
                 "UpdateItem",
@@ -226,14 +249,56 @@ class DynamoStore:
                     TableName=self._campaigns,
                     Key=campaign_key(campaign_id),
                     UpdateExpression=expression,
-                    ConditionExpression="attribute_exists(PK)",
+                    ConditionExpression=condition,
                     ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **extra,
                 ),
             )
-        except _ConditionFailed:
+        except _ConditionFailed as refused:
+            if refused.item and slot is not None:
+                # Only our own landed write can hold this token: it counted, once.
+                return campaign_from_item(refused.item)
             return None
         return campaign_from_item(response["Attributes"])
+
+    def prune_count_tokens(self, campaign_id: str, older_than_s: float) -> int:
+        """Remove the idempotency tokens of batch threads idle for ``older_than_s``."""
+        response = self._call(
+            "GetItem",
+            lambda: self._db.get_item(
+                TableName=self._campaigns, Key=campaign_key(campaign_id), ConsistentRead=True
+            ),
+        )
+        item = deserialize(response.get("Item", {}))
+        cutoff = self._clock.now() - older_than_s
+        stale = {
+            name: value
+            for name, value in item.items()
+            if name.startswith(COUNT_TOKEN_PREFIX)
+            and isinstance(value, str)
+            and float(value.split(":", 1)[0]) < cutoff
+        }
+        removed = 0
+        for name, value in stale.items():
+            try:  # only if no thread reused the slot meanwhile
+                self._call(
+                    "UpdateItem",
+                    lambda name=name, value=value: self._db.update_item(  # type: ignore[misc]
+                        TableName=self._campaigns,
+                        Key=campaign_key(campaign_id),
+                        UpdateExpression="REMOVE #slot",
+                        ConditionExpression="#slot = :tok",
+                        ExpressionAttributeNames={"#slot": name},
+                        ExpressionAttributeValues={":tok": _str(value)},
+                    ),
+                    conditional=True,
+                )
+                removed += 1
+            except _ConditionFailed:
+                continue
+        return removed
 
     def add_total(self, campaign_id: str, inserted: int) -> None:
         try:

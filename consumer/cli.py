@@ -45,7 +45,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, early_signals: list[int] | None = None) -> int:
+    """``early_signals``: signals that arrived while the process was still importing."""
     args = _parser().parse_args(argv)
     try:
         settings = _settings(args)
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         health=health,
         breaker=breaker,
+        early_signals=early_signals,
     )
     try:
         return worker.run()

@@ -80,6 +80,7 @@ class Worker:
         health: HealthState | None = None,
         handle_signals: bool = True,
         breaker: SendBreaker | None = None,
+        early_signals: list[int] | None = None,
     ) -> None:
         if not executors:
             raise ValueError("at least one executor (slot) is needed")
@@ -89,6 +90,7 @@ class Worker:
         self._health = health or HealthState()
         self._handle_signals = handle_signals
         self._breaker = breaker
+        self._early_signals = early_signals if early_signals is not None else []
         self._stop = threading.Event()
         self._stop_requested_at: float | None = None
         self._signals = 0
@@ -325,6 +327,8 @@ class Worker:
 
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
+        for signum in list(self._early_signals):  # arrived while we were starting
+            _on_signal(signum, None)
 
 
 def _new_queue(executors: list[BatchExecutor]) -> Queue[BatchExecutor]:

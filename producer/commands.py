@@ -39,6 +39,7 @@ KEY_BATCH = 50  # phones per existence check: 50 recipient + 50 suppression keys
 MAX_INVALID_LISTED = 1000  # the report lists this many invalid rows; the count covers all
 LOCK_RENEW_S = 60.0
 RECONCILE_SETTLE_S = 1.0  # a counter ADD still in flight lands within this long
+COUNT_TOKEN_IDLE_S = 3600.0  # a batch thread's counter token idle this long is pruned
 
 
 @dataclass
@@ -250,6 +251,7 @@ class Producer:
         expired = 0
         for recipient in self.store.iter_recipients(campaign_id, RecipientStatus.SENDING):
             if recipient.lease_expired(now) and self.store.expire_lease(recipient, now):
+                self.store.add_counts(campaign_id, unknown=1)
                 expired += 1
         repaired: dict[str, dict[str, int]] = {}
         for _ in range(10):
@@ -280,6 +282,7 @@ class Producer:
                     moved = True
             if not moved:
                 break
+        self.store.prune_count_tokens(campaign_id, COUNT_TOKEN_IDLE_S)
         completed = False
         reenqueued = 0
         campaign = self.get(campaign_id)

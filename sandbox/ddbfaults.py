@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import requests
 from botocore.exceptions import ClientError
 
 FAULT_CODES = (
@@ -165,3 +166,18 @@ class FaultyDynamoDBClient:
             raise client_error(fault, operation)
 
         return call
+
+
+def set_server_plan(aws_url: str, plan: FaultPlan) -> dict[str, Any]:
+    """Apply ``plan`` on a running ``sandbox.aws`` server (its ``/_chaos/dynamodb`` endpoint)."""
+    with requests.put(f"{aws_url}/_chaos/dynamodb", json=plan.to_dict(), timeout=5) as response:
+        response.raise_for_status()
+        state: dict[str, Any] = response.json()
+    return state
+
+
+def server_state(aws_url: str) -> dict[str, Any]:
+    with requests.get(f"{aws_url}/_chaos/dynamodb", timeout=5) as response:
+        response.raise_for_status()
+        state: dict[str, Any] = response.json()
+    return state

@@ -88,7 +88,8 @@ def _scrape(ports: Sequence[int]) -> dict[str, float]:
 
 
 def run() -> int:
-    stack = LocalStack(ROOT / ".demo", rules=DEMO_RULES)
+    workdir = Path(os.environ.get("DEMO_WORKDIR", ROOT / ".demo"))
+    stack = LocalStack(workdir, rules=DEMO_RULES)
     consumers: list[subprocess.Popen[bytes]] = []
     print("▶ starting the local stack (moto AWS endpoint + WhatsApp Cloud API emulator)")
     stack.start()

@@ -55,6 +55,7 @@ class Harness:
         self.sandbox.reset()
         self._procs: list[subprocess.Popen[bytes]] = []
         self._logs: list[Path] = []
+        self._log_of: dict[int, Path] = {}
         self.cli("init")
 
     # -- settings and direct access for assertions ---------------------------------------
@@ -127,7 +128,13 @@ class Harness:
                 stderr=out,
             )
         self._procs.append(proc)
+        self._log_of[proc.pid] = log
         return proc
+
+    def is_started(self, proc: subprocess.Popen[bytes]) -> bool:
+        """The consumer finished starting (its loop runs): it logged ``consumer.started``."""
+        log = self._log_of.get(proc.pid)
+        return log is not None and '"consumer.started"' in log.read_text(errors="replace")
 
     def run_consumers(self, count: int, timeout_s: float = 90, **env: str) -> list[int]:
         """Run ``count`` consumers with ``--once`` until they exit; return their exit codes."""

@@ -125,3 +125,11 @@ def test_sigterm_drains_and_exits_zero_leaving_unstarted_recipients_pending(
     stopped = harness.log_events("consumer.stopped")
     assert len(stopped) == 1
     assert stopped[0]["released"] == len(phones) - len(sent)
+
+
+def test_a_consumer_stopped_while_still_starting_exits_cleanly(harness: Harness) -> None:
+    consumer = harness.consumer()
+    wait_until(lambda: False, timeout_s=0.3)  # past interpreter start, inside the imports
+    consumer.send_signal(signal.SIGTERM)
+
+    assert consumer.wait(timeout=30) == 0
