@@ -44,9 +44,12 @@ def suppression_key(phone: str) -> Item:
     return {"PK": {"S": SUPPRESSION_PREFIX + phone}, "SK": {"S": METADATA}}
 
 
-def counter_key(portfolio: str, day: str) -> Item:
-    """The seed's ``DAILY_COUNTER#<date>`` for the default portfolio, else one per portfolio."""
+def counter_key(portfolio: str, day: str, shard: int = 0) -> Item:
+    """The seed's ``DAILY_COUNTER#<date>`` for the default portfolio, else one per portfolio;
+    cap shards past the first add ``#s<k>``."""
     pk = COUNTER_PREFIX + day if portfolio == "default" else f"{COUNTER_PREFIX}{portfolio}#{day}"
+    if shard:
+        pk += f"#s{shard}"
     return {"PK": {"S": pk}, "SK": {"S": METADATA}}
 
 

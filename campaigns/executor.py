@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from campaigns.breaker import SendBreaker
 from campaigns.errors import (
@@ -205,6 +206,8 @@ class BatchExecutor:
         except StoreUnavailable as exc:
             log.warning("batch.store_unavailable", error=str(exc))
             summary.outcome = BatchOutcome.ERROR
+        else:
+            self._complete_after_batch(message.campaign_id, summary, log)
         self._metrics.batches.labels(outcome=summary.outcome.value).inc()
         return summary
 
@@ -443,6 +446,21 @@ class BatchExecutor:
         self._cache.put(campaign_id, campaign)
         if campaign.status is CampaignStatus.RUNNING and campaign.pending_count == 0:
             self._try_complete(campaign_id, summary)
+
+    def _complete_after_batch(self, campaign_id: str, summary: BatchSummary, log: Any) -> None:
+        """Once per batch (cheap: one read), check whether the campaign is done. With sharded
+        counters no single counter update can tell; without, this catches a last recipient
+        whose counter update raced with ours."""
+        if summary.completed_campaign:
+            return
+        try:
+            campaign = self._store.get_campaign(campaign_id)
+            if campaign is not None:
+                self._cache.put(campaign_id, campaign)
+                if campaign.status is CampaignStatus.RUNNING and campaign.pending_count == 0:
+                    self._try_complete(campaign_id, summary)
+        except StoreUnavailable as exc:  # the batch itself is done; reconcile completes later
+            log.warning("batch.completion_check_failed", error=str(exc))
 
     def _try_complete(self, campaign_id: str, summary: BatchSummary) -> None:
         """COMPLETED exactly once: only when no PENDING or SENDING item is left, by a

@@ -91,9 +91,12 @@ class DynamoCapGuard:
         table: str,
         cap: int,
         portfolio: str = "default",
+        *,
         refund_client: DynamoDBClient | None = None,
+        shard: int = 0,
     ) -> None:
         self._db = client
+        self._shard = shard
         # Refunds are not idempotent (ADD -1): give them a client that never retries, so a
         # lost answer costs at most a leaked unit (safe), never a double refund (unsafe).
         self._refund_db = refund_client or client
@@ -132,7 +135,7 @@ class DynamoCapGuard:
                 fresh = True
                 continue
             return Reservation(
-                bucket=counter_key(self._portfolio, day)["PK"]["S"],
+                bucket=counter_key(self._portfolio, day, self._shard)["PK"]["S"],
                 hour=target,
                 used=frozen + written.hours[target],
                 limit=self._cap,
@@ -182,7 +185,9 @@ class DynamoCapGuard:
     def _read(self, day: str) -> DayState:
         try:
             response = self._db.get_item(
-                TableName=self._table, Key=counter_key(self._portfolio, day), ConsistentRead=True
+                TableName=self._table,
+                Key=counter_key(self._portfolio, day, self._shard),
+                ConsistentRead=True,
             )
         except (ClientError, BotoCoreError) as exc:
             raise unavailable(exc, "cap read") from None
@@ -199,7 +204,7 @@ class DynamoCapGuard:
         try:
             response = self._db.update_item(
                 TableName=self._table,
-                Key=counter_key(self._portfolio, day),
+                Key=counter_key(self._portfolio, day, self._shard),
                 UpdateExpression="SET sealed = :t",
                 ExpressionAttributeValues={":t": {"BOOL": True}},
                 ReturnValues="ALL_NEW",
@@ -239,7 +244,7 @@ class DynamoCapGuard:
         try:
             response = self._db.update_item(
                 TableName=self._table,
-                Key=counter_key(self._portfolio, day),
+                Key=counter_key(self._portfolio, day, self._shard),
                 UpdateExpression=update,
                 ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames=names,
@@ -262,3 +267,83 @@ class DynamoCapGuard:
             if len(self._days) > 4:  # keep only the days a window can touch
                 for old in sorted(self._days)[:-4]:
                     del self._days[old]
+
+
+class ShardedCapGuard:
+    """The cap split over ``N`` independent guards (``DAILY_COUNTER#…#s<k>`` items), each with
+    its share of ``DAILY_CAP``; for send rates where one bucket item would pass DynamoDB's
+    per-item write ceiling. The shares add up to the cap, so the total can never pass it, and
+    a reservation is refused only when every shard refused, so the whole cap gets used."""
+
+    def __init__(self, guards: list[DynamoCapGuard]) -> None:
+        if not guards:
+            raise ValueError("at least one shard")
+        self._guards = guards
+        self._next = threading.local()
+        self._lock = threading.Lock()
+        self._used = [0] * len(guards)
+        self._turn = 0
+
+    @classmethod
+    def build(
+        cls,
+        client: DynamoDBClient,
+        table: str,
+        cap: int,
+        shards: int,
+        *,
+        portfolio: str = "default",
+        refund_client: DynamoDBClient | None = None,
+    ) -> ShardedCapGuard:
+        shares = [cap // shards + (1 if k < cap % shards else 0) for k in range(shards)]
+        if cap and min(shares) == 0:
+            raise ValueError(f"DAILY_CAP {cap} is too small for {shards} counter shards")
+        return cls(
+            [
+                DynamoCapGuard(
+                    client, table, share, portfolio, refund_client=refund_client, shard=k
+                )
+                for k, share in enumerate(shares)
+            ]
+        )
+
+    @property
+    def limit(self) -> int:
+        return sum(guard.limit for guard in self._guards)
+
+    def _start(self) -> int:
+        start: int | None = getattr(self._next, "start", None)
+        if start is None:  # each thread starts at its own shard, spreading the writes
+            with self._lock:
+                start = self._turn % len(self._guards)
+                self._turn += 1
+            self._next.start = start
+        return start
+
+    def reserve(self, now_s: float) -> Reservation | None:
+        start = self._start()
+        count = len(self._guards)
+        for offset in range(count):
+            shard = (start + offset) % count
+            reservation = self._guards[shard].reserve(now_s)
+            if reservation is not None:
+                with self._lock:
+                    self._used[shard] = reservation.used
+                    used = sum(self._used)
+                return Reservation(
+                    bucket=reservation.bucket,
+                    hour=reservation.hour,
+                    used=used,
+                    limit=self.limit,
+                    shard=shard,
+                )
+        return None
+
+    def refund(self, reservation: Reservation) -> None:
+        self._guards[reservation.shard].refund(reservation)
+
+    def usage(self, now_s: float) -> CapUsage:
+        usages = [guard.usage(now_s) for guard in self._guards]
+        with self._lock:
+            self._used = [u.used for u in usages]
+        return CapUsage(used=sum(u.used for u in usages), limit=self.limit)

@@ -79,6 +79,7 @@ class Reservation:
     hour: int  # 0..23, the hour attribute charged
     used: int  # units used in the window after this reservation (for the gauge)
     limit: int  # the cap it was checked against (0: unlimited)
+    shard: int = 0  # which cap shard holds it (COUNTER_SHARDS > 1)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,14 @@
 """Pacing: a thread-safe token bucket at ``SEND_RATE_PER_SECOND`` that holds the rate whatever
-the API latency, cuts it on Meta's throttling answers and recovers gradually (AIMD)."""
+the API latency, cuts it on Meta's throttling answers and recovers gradually (AIMD).
+
+Each throttling answer (130429, 4, 80007) cuts the rate by ``DECREASE_PER_THROTTLE`` (2 %):
+the cut is proportional to how much of the traffic Meta refuses, so a hard overload (most
+requests refused) collapses the rate within a second while an occasional refusal only dents
+it. The rate then grows back by a tenth of the target per second. At equilibrium the
+decrease (0.02 · refused share · rate² per second) meets the increase (target / 10 per
+second): with 10 % refused at 80 msg/s that is about 63 msg/s (docs/performance.md has the
+measured figure).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +18,8 @@ from campaigns.clock import SystemClock
 from campaigns.ports import Clock
 
 MIN_RATE_FRACTION = 0.05  # never slow below 5% of the configured rate
-DECREASE_FACTOR = 0.5  # multiplicative decrease on 130429 / 4 / 80007
-RECOVERY_S = 10.0  # additive increase: back from the floor to the full rate in this long
+DECREASE_PER_THROTTLE = 0.02  # multiplicative decrease per 130429 / 4 / 80007 answer
+RECOVERY_S = 10.0  # additive increase: a tenth of the target per second
 MAX_RETRY_AFTER_S = 60.0
 
 
@@ -60,7 +69,7 @@ class TokenBucket:
         with self._lock:
             now = self._clock.monotonic()
             floor = self._target * MIN_RATE_FRACTION
-            self._cut_rate = max(floor, self._rate_at(now) * DECREASE_FACTOR)
+            self._cut_rate = max(floor, self._rate_at(now) * (1 - DECREASE_PER_THROTTLE))
             self._cut_at = now
             self._tokens = min(self._tokens, 0.0)
             if retry_after_s:

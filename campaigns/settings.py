@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     poll_wait_s: int = Field(default=20, ge=0, le=20)
     shutdown_timeout_s: float = Field(default=25.0, gt=0, le=3600)
     consumer_concurrency: int = Field(default=1, ge=1, le=64)
+    # Hot items: spread the campaign counters and the cap buckets over this many items once
+    # the total send rate nears DynamoDB's per-item write ceiling (docs/performance.md).
+    counter_shards: int = Field(default=1, ge=1, le=64)
     metrics_port: int = Field(default=8000, ge=0, le=65535)
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -4,13 +4,16 @@ write per step (never TransactWriteItems on the hot path: see docs/architecture.
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from campaigns.clock import SystemClock, iso_utc
 from campaigns.dynamo import (
+    METADATA,
     USER_PREFIX,
     campaign_from_item,
     campaign_key,
@@ -56,6 +59,7 @@ _TIMESTAMP_FIELD = {
     Action.COMPLETE: "completedAt",
 }
 _S = {"#s": "status"}
+SHARD_PREFIX = "COUNTER#"  # counter shard items: PK = CAMPAIGN#<id>, SK = COUNTER#<k>
 COUNT_TOKEN_PREFIX = "countToken_"  # noqa: S105 (an attribute name, not a secret)
 LEASE_EXPIRED = "lease expired"
 
@@ -77,12 +81,14 @@ class DynamoStore:
         settings: Settings,
         clock: Clock | None = None,
         commit_attempts: int = 4,
+        counter_shards: int = 1,
     ) -> None:
         self._db = client
         self._campaigns = settings.campaigns_table
         self._recipients = settings.recipients_table
         self._clock: Clock = clock or SystemClock()
         self._commit_attempts = commit_attempts
+        self._shards = counter_shards if counter_shards > 1 else settings.counter_shards
 
     @property
     def client(self) -> DynamoDBClient:
@@ -130,14 +136,34 @@ class DynamoStore:
         return campaign
 
     def get_campaign(self, campaign_id: str) -> Campaign | None:
+        """The campaign with its counters summed over its counter shards (one Query: the
+        metadata item and the ``COUNTER#<k>`` items share the partition)."""
+        meta, shards = self._campaign_items(campaign_id)
+        if meta is None:
+            return None
+        return _with_shards(campaign_from_item(meta), shards)
+
+    def _campaign_items(
+        self, campaign_id: str
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         response = self._call(
-            "GetItem",
-            lambda: self._db.get_item(
-                TableName=self._campaigns, Key=campaign_key(campaign_id), ConsistentRead=True
+            "Query",
+            lambda: self._db.query(
+                TableName=self._campaigns,
+                KeyConditionExpression="PK = :pk",
+                ExpressionAttributeValues={":pk": campaign_key(campaign_id)["PK"]},
+                ConsistentRead=True,
             ),
         )
-        item = response.get("Item")
-        return campaign_from_item(item) if item else None
+        meta: dict[str, Any] | None = None
+        shards: list[dict[str, Any]] = []
+        for item in response.get("Items", []):
+            sort_key = str(item["SK"]["S"])
+            if sort_key == METADATA:
+                meta = dict(item)
+            elif sort_key.startswith(SHARD_PREFIX):
+                shards.append(dict(item))
+        return meta, shards
 
     def require_campaign(self, campaign_id: str) -> Campaign:
         campaign = self.get_campaign(campaign_id)
@@ -146,18 +172,31 @@ class DynamoStore:
         return campaign
 
     def list_campaigns(self) -> list[Campaign]:
-        campaigns: list[Campaign] = []
+        metas: dict[str, dict[str, Any]] = {}
+        shards: dict[str, list[dict[str, Any]]] = {}
         kwargs: dict[str, Any] = {
             "TableName": self._campaigns,
-            "FilterExpression": "begins_with(PK, :p) AND SK = :m",
-            "ExpressionAttributeValues": {":p": _str("CAMPAIGN#"), ":m": _str("METADATA")},
+            "FilterExpression": "begins_with(PK, :p) AND (SK = :m OR begins_with(SK, :c))",
+            "ExpressionAttributeValues": {
+                ":p": _str("CAMPAIGN#"),
+                ":m": _str(METADATA),
+                ":c": _str(SHARD_PREFIX),
+            },
         }
         while True:
             page = self._call("Scan", lambda: self._db.scan(**kwargs))
-            campaigns.extend(campaign_from_item(item) for item in page.get("Items", []))
+            for item in page.get("Items", []):
+                pk = str(item["PK"]["S"])
+                if item["SK"]["S"] == METADATA:
+                    metas[pk] = dict(item)
+                else:
+                    shards.setdefault(pk, []).append(dict(item))
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        campaigns = [
+            _with_shards(campaign_from_item(meta), shards.get(pk, [])) for pk, meta in metas.items()
+        ]
         return sorted(campaigns, key=lambda c: c.created_at or "")
 
     def transition(
@@ -220,74 +259,78 @@ class DynamoStore:
         unknown: int = 0,
         slot: str | None = None,
     ) -> Campaign | None:
-        """``ADD`` to the campaign counters; returns the campaign as it now is.
+        """``ADD`` to the campaign counters; returns the campaign as it now is (None when the
+        counters are sharded: one shard alone does not tell the campaign's state).
 
         With a ``slot`` (one per batch thread) the ADD is idempotent: it also writes a fresh
         token into that slot's attribute and is conditional on the slot not holding it yet, so
         a retry whose first attempt landed (answer lost) is recognised instead of counted twice.
+        With ``COUNTER_SHARDS`` > 1 the ADD goes to ``COUNTER#<k>`` (k from the slot), summed
+        on read, so no single item takes every write.
         """
         deltas = {"sentCount": sent, "failedCount": failed, "unknownCount": unknown}
         adds = [(name, delta) for name, delta in deltas.items() if delta]
         if not adds:
             return self.get_campaign(campaign_id)
+        sharded = self._shards > 1
+        key: Any = campaign_key(campaign_id)
+        conditions = ["attribute_exists(PK)"]
+        if sharded:
+            key = {"PK": key["PK"], "SK": _str(f"{SHARD_PREFIX}{_shard_of(slot, self._shards)}")}
+            conditions = []  # a shard item is created by its first ADD
         expression = "ADD " + ", ".join(f"{name} :{name}" for name, _ in adds)
         values: dict[str, Any] = {f":{name}": _num(delta) for name, delta in adds}
-        condition = "attribute_exists(PK)"
-        names: dict[str, str] = {}
-        token = ""
+        request: dict[str, Any] = {}
         if slot is not None:
             token = f"{int(self._clock.now())}:{uuid.uuid4().hex[:12]}"
-            names["#slot"] = COUNT_TOKEN_PREFIX + slot
+            request["ExpressionAttributeNames"] = {"#slot": COUNT_TOKEN_PREFIX + slot}
             values[":tok"] = _str(token)
             expression += " SET #slot = :tok"
-            condition += " AND (attribute_not_exists(#slot) OR #slot <> :tok)"
-        extra: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
+            conditions.append("(attribute_not_exists(#slot) OR #slot <> :tok)")
+        if conditions:
+            request["ConditionExpression"] = " AND ".join(conditions)
         try:
             response = self._retrying(
                 "UpdateItem",
                 lambda: self._db.update_item(
                     TableName=self._campaigns,
-                    Key=campaign_key(campaign_id),
+                    Key=key,
                     UpdateExpression=expression,
-                    ConditionExpression=condition,
                     ExpressionAttributeValues=values,
-                    ReturnValues="ALL_NEW",
+                    ReturnValues="NONE" if sharded else "ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                    **extra,
+                    **request,
                 ),
             )
         except _ConditionFailed as refused:
-            if refused.item and slot is not None:
+            if refused.item and slot is not None and not sharded:
                 # Only our own landed write can hold this token: it counted, once.
                 return campaign_from_item(refused.item)
+            return None
+        if sharded:
             return None
         return campaign_from_item(response["Attributes"])
 
     def prune_count_tokens(self, campaign_id: str, older_than_s: float) -> int:
         """Remove the idempotency tokens of batch threads idle for ``older_than_s``."""
-        response = self._call(
-            "GetItem",
-            lambda: self._db.get_item(
-                TableName=self._campaigns, Key=campaign_key(campaign_id), ConsistentRead=True
-            ),
-        )
-        item = deserialize(response.get("Item", {}))
+        meta, shards = self._campaign_items(campaign_id)
         cutoff = self._clock.now() - older_than_s
-        stale = {
-            name: value
-            for name, value in item.items()
+        stale = [
+            ({"PK": raw["PK"], "SK": raw["SK"]}, name, value)
+            for raw in ([meta] if meta else []) + shards
+            for name, value in deserialize(raw).items()
             if name.startswith(COUNT_TOKEN_PREFIX)
             and isinstance(value, str)
             and float(value.split(":", 1)[0]) < cutoff
-        }
+        ]
         removed = 0
-        for name, value in stale.items():
+        for key, name, value in stale:
             try:  # only if no thread reused the slot meanwhile
                 self._call(
                     "UpdateItem",
-                    lambda name=name, value=value: self._db.update_item(  # type: ignore[misc]
+                    lambda key=key, name=name, value=value: self._db.update_item(  # type: ignore[misc]
                         TableName=self._campaigns,
-                        Key=campaign_key(campaign_id),
+                        Key=key,
                         UpdateExpression="REMOVE #slot",
                         ConditionExpression="#slot = :tok",
                         ExpressionAttributeNames={"#slot": name},
@@ -316,11 +359,22 @@ class DynamoStore:
             raise CampaignNotFound(campaign_id) from None
 
     def set_counter(self, campaign_id: str, name: str, expected: int | None, value: int) -> bool:
-        """Set one counter if it still holds ``expected`` (None: absent); False if it moved."""
-        condition = "attribute_not_exists(#c)" if expected is None else "#c = :old"
-        values: dict[str, Any] = {":new": _num(value)}
-        if expected is not None:
-            values[":old"] = _num(expected)
+        """Make one counter's total (metadata + shards) ``value`` if it still is ``expected``;
+        False if it moved. The correction goes to the metadata item, conditional on the value
+        read there."""
+        meta, shards = self._campaign_items(campaign_id)
+        if meta is None:
+            return False
+        shard_sum = sum(int(deserialize(item).get(name, 0)) for item in shards)
+        raw = deserialize(meta).get(name)
+        if expected is None and raw is not None:
+            return False  # "absent" was expected but it is there
+        if (raw or 0) + shard_sum != (expected or 0):
+            return False
+        condition = "attribute_not_exists(#c)" if raw is None else "#c = :old"
+        values: dict[str, Any] = {":new": _num(value - shard_sum)}
+        if raw is not None:
+            values[":old"] = _num(int(raw))
         try:
             self._call(
                 "UpdateItem",
@@ -647,6 +701,26 @@ class DynamoStore:
                 self._clock.sleep(delay_s)
                 delay_s *= 2
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _shard_of(slot: str | None, shards: int) -> int:
+    return zlib.crc32((slot or "").encode()) % shards
+
+
+def _with_shards(campaign: Campaign, shards: list[dict[str, Any]]) -> Campaign:
+    if not shards:
+        return campaign
+    totals = {"sentCount": 0, "failedCount": 0, "unknownCount": 0}
+    for item in shards:
+        data = deserialize(item)
+        for name in totals:
+            totals[name] += int(data.get(name, 0))
+    return replace(
+        campaign,
+        sent_count=campaign.sent_count + totals["sentCount"],
+        failed_count=campaign.failed_count + totals["failedCount"],
+        unknown_count=campaign.unknown_count + totals["unknownCount"],
+    )
 
 
 class _ConditionFailed(Exception):

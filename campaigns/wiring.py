@@ -11,9 +11,9 @@ from campaigns.aws import dynamodb_client, sqs_client
 from campaigns.breaker import SendBreaker
 from campaigns.clock import SystemClock
 from campaigns.executor import BatchExecutor, CampaignCache, RetryPolicy
-from campaigns.guard import DynamoCapGuard
+from campaigns.guard import DynamoCapGuard, ShardedCapGuard
 from campaigns.metrics import EngineMetrics
-from campaigns.ports import RateLimiter
+from campaigns.ports import CapGuard, RateLimiter
 from campaigns.queue import SqsQueue, resolve_queue_url
 from campaigns.settings import Settings
 from campaigns.store import DynamoStore
@@ -29,7 +29,7 @@ def consumer_id() -> str:
 class Engine:
     settings: Settings
     store: DynamoStore
-    guard: DynamoCapGuard
+    guard: CapGuard
     metrics: EngineMetrics
     clock: SystemClock
     cache: CampaignCache
@@ -58,13 +58,25 @@ def build_engine(settings: Settings, metrics: EngineMetrics | None = None) -> En
     db = dynamodb_client(settings, max_pool_connections=pool)
     clock = SystemClock()
     store = DynamoStore(db, settings, clock)
-    guard = DynamoCapGuard(
-        db,
-        settings.campaigns_table,
-        settings.daily_cap,
-        settings.business_portfolio_id,
-        refund_client=dynamodb_client(settings, max_pool_connections=pool, max_attempts=1),
-    )
+    refunds = dynamodb_client(settings, max_pool_connections=pool, max_attempts=1)
+    guard: CapGuard
+    if settings.counter_shards > 1:
+        guard = ShardedCapGuard.build(
+            db,
+            settings.campaigns_table,
+            settings.daily_cap,
+            settings.counter_shards,
+            portfolio=settings.business_portfolio_id,
+            refund_client=refunds,
+        )
+    else:
+        guard = DynamoCapGuard(
+            db,
+            settings.campaigns_table,
+            settings.daily_cap,
+            settings.business_portfolio_id,
+            refund_client=refunds,
+        )
     metrics = metrics or EngineMetrics()
     metrics.cap_limit.set(settings.daily_cap)
     return Engine(

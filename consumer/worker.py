@@ -30,6 +30,7 @@ from consumer.health import HealthState
 EXIT_OK = 0
 EXIT_FORCED = 1
 EXIT_MARGIN_S = 0.5  # leave this much of the shutdown budget for logging and exit
+EMPTY_POLL_PAUSE_S = 0.5  # with POLL_WAIT_S=0, wait this long (or for a slot) before polling
 MAX_IN_FLIGHT_S = 11 * 3600  # stop extending before SQS's 12 h visibility ceiling
 
 
@@ -178,6 +179,9 @@ class Worker:
             if not messages:
                 if self._config.once and self._idle_all():
                     return
+                if self._config.poll_wait_s == 0:  # a short poll: do not spin on an empty queue
+                    with self._done:
+                        self._done.wait(timeout=EMPTY_POLL_PAUSE_S)
                 continue
             if self._stop.is_set():  # received while a stop came in: hand them straight back
                 self._release([m.receipt_handle for m in messages])

@@ -35,6 +35,7 @@ from campaigns.settings import MAX_SQS_BATCH, Settings
 from campaigns.store import DynamoStore
 from producer.csvfile import iter_rows, validate
 
+TOTAL_EVERY = 1000  # add to totalRecipients once per this many written (one write, not 40)
 KEY_BATCH = 50  # phones per existence check: 50 recipient + 50 suppression keys = one BatchGet
 MAX_INVALID_LISTED = 1000  # the report lists this many invalid rows; the count covers all
 LOCK_RENEW_S = 60.0
@@ -119,7 +120,10 @@ class Producer:
         try:
             self._import(campaign_id, path, default_region, token, report)
         finally:
-            self.bulk.unlock_import(campaign_id, token)
+            try:
+                self._count_total(campaign_id, report)  # what was written, even on failure
+            finally:
+                self.bulk.unlock_import(campaign_id, token)
         return {"success": True, **report.public()}
 
     def _import(
@@ -142,6 +146,8 @@ class Producer:
             if len(batch) >= KEY_BATCH:
                 self._flush(campaign_id, batch, report)
                 batch = []
+                if report.uncounted >= TOTAL_EVERY:
+                    self._count_total(campaign_id, report)
                 if time.monotonic() - renewed > LOCK_RENEW_S:
                     self.bulk.lock_import(campaign_id, token, self.clock.now())
                     renewed = time.monotonic()
@@ -160,9 +166,13 @@ class Producer:
         report.duplicates += sum(1 for p, _ in batch if p in existing)
         report.suppressed += sum(1 for p, _ in batch if p in suppressed and p not in existing)
         written = self.bulk.write_pending(campaign_id, fresh)
-        if written:
-            self.store.add_total(campaign_id, written)
         report.inserted += written
+        report.uncounted += written
+
+    def _count_total(self, campaign_id: str, report: _PopulateReport) -> None:
+        if report.uncounted:
+            self.store.add_total(campaign_id, report.uncounted)
+            report.uncounted = 0
 
     # -- transitions and the queue -------------------------------------------------------
 
@@ -324,6 +334,7 @@ class _PopulateReport:
     suppressed: int = 0
     invalid_count: int = 0
     invalid_rows: list[dict[str, Any]] = field(default_factory=list)
+    uncounted: int = 0  # written but not yet added to totalRecipients
 
     def invalid(self, line: int, value: str, reason: str) -> None:
         self.invalid_count += 1

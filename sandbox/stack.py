@@ -43,6 +43,45 @@ def _spawn(args: Sequence[str], ready_file: Path, log: Path) -> tuple[subprocess
     raise StackError(f"{args[1]} did not start within {READY_TIMEOUT_S:.0f} s: see {log}")
 
 
+class CloudApiProcess:
+    """Only the Cloud API emulator, as its own process (benchmarks pair it with in-memory
+    AWS adapters)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        rules: Sequence[Mapping[str, Any]] = (),
+        seed: int = 1,
+        args: Sequence[str] = (),
+    ) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        rules_file = workdir / "rules.json"
+        rules_file.write_text(json.dumps(list(rules)))
+        self._args = [
+            "-m", "sandbox.cloudapi", "--port", "0", "--token", SANDBOX_TOKEN,
+            "--seed", str(seed), "--rules-file", str(rules_file), *args,
+        ]  # fmt: skip
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def __enter__(self) -> CloudApiProcess:
+        self._proc, self.url = _spawn(
+            self._args, self.workdir / "cloudapi.ready", self.workdir / "cloudapi.log"
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=5)
+
+
 class LocalStack:
     def __init__(
         self,

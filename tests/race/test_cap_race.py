@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from campaigns.models import CampaignStatus, RecipientStatus
 from tests.harness import Harness, counts_by_number, valid_numbers
 
@@ -10,9 +12,15 @@ RECIPIENTS = 300
 CAP = 100
 
 
-def test_cap_is_never_exceeded_by_racing_consumer_processes(harness: Harness) -> None:
+@pytest.mark.parametrize("shards", [1, 3])
+def test_cap_is_never_exceeded_by_racing_consumer_processes(harness: Harness, shards: int) -> None:
     harness.sandbox.set_rules([{"latency_ms": [5, 30]}])
-    harness.env |= {"DAILY_CAP": str(CAP), "BATCH_SIZE": "10", "SEND_RATE_PER_SECOND": "200"}
+    harness.env |= {
+        "DAILY_CAP": str(CAP),
+        "BATCH_SIZE": "10",
+        "SEND_RATE_PER_SECOND": "200",
+        "COUNTER_SHARDS": str(shards),  # 3: the cap in shares of 34/33/33, counters spread
+    }
     # A portfolio of its own, so earlier tests' units in this moving window do not count.
     harness.env["BUSINESS_PORTFOLIO_ID"] = f"race-{harness.env['CAMPAIGNS_TABLE']}"
     phones = valid_numbers(RECIPIENTS)

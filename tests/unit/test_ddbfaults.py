@@ -104,9 +104,9 @@ def test_the_moto_server_injects_faults_that_botocore_retries_and_reports_them(
 ) -> None:
     store = DynamoStore(dynamodb_client(aws_settings), aws_settings)
     campaign_id = seeded_campaign(store)
-    set_server_plan(moto_server.url, FaultPlan(rate=1.0, operations=frozenset({"GetItem"})))
+    set_server_plan(moto_server.url, FaultPlan(rate=1.0, operations=frozenset({"Query"})))
     try:
-        with pytest.raises(StoreUnavailable, match="GetItem"):
+        with pytest.raises(StoreUnavailable, match="Query"):
             store.get_campaign(campaign_id)
         state = server_state(moto_server.url)
     finally:
