@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,8 @@ from campaigns.provision import provision
 from campaigns.settings import Settings, load_settings
 from campaigns.store import DynamoStore
 from sandbox.aws import MotoServer
+from sandbox.stack import LocalStack
+from tests.harness import Harness
 
 
 @pytest.fixture(autouse=True)
@@ -50,3 +53,18 @@ def aws_settings(moto_server: MotoServer) -> Settings:
 @pytest.fixture
 def dynamo_store(aws_settings: Settings) -> DynamoStore:
     return DynamoStore(dynamodb_client(aws_settings), aws_settings)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The real processes (moto server, Cloud API emulator) for integration-level tests."""
+    with LocalStack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
+
+
+@pytest.fixture
+def harness(stack: LocalStack, tmp_path: Path) -> Iterator[Harness]:
+    """Fresh tables, queues and a reset emulator on the shared stack; consumers killed after."""
+    running = Harness(stack, tmp_path)
+    yield running
+    running.stop()
