@@ -1,0 +1,436 @@
+"""deploy/cloudformation: the template is deployed into moto's CloudFormation (on the local
+stack's moto server), and a small campaign runs end to end on the resources it created,
+configured only by the stack's outputs: producer CLI, consumers, the Cloud API emulator.
+
+Every AWS call of that run is recorded (tests/deploy/recording.py wraps the real entry
+points in their own processes with a botocore event hook) and checked against the IAM
+policy the stack created for the role that made it: each call allowed, and each policy
+granting exactly what its role used, on the stack's resources only."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.session
+import pytest
+from botocore import xform_name
+
+from campaigns.message import encode, new_batch
+from campaigns.models import CampaignStatus
+from campaigns.provision import MAX_RECEIVE_COUNT
+from campaigns.settings import Settings
+from sandbox.cloudapi import SandboxControl
+from sandbox.stack import LocalStack
+from tests.deploy.iam import (
+    allows,
+    granted_actions,
+    granted_resources,
+    iam_action,
+    lower,
+    resource_arn,
+)
+from tests.deploy.support import DEPLOY, ROOT, load_cfn
+from tests.harness import valid_numbers
+
+TEMPLATE = DEPLOY / "cloudformation" / "campaign-executor.yaml"
+ROLES = {"consumer": "ConsumerPolicyArn", "producer": "ProducerPolicyArn"}
+PROVISIONING = {"dynamodb:createtable", "dynamodb:describetable", "sqs:createqueue"}
+PROVISIONING |= {"sqs:setqueueattributes"}
+VISIBILITY_TIMEOUT_S = 5  # short, so the consumer's visibility heartbeat runs within a batch
+SLOW_RATE_PER_S = "2"  # 6 recipients → a 3 s batch: longer than a heartbeat interval (5 / 3 s)
+
+
+def _settings_from_outputs(outputs: list[dict[str, str]]) -> dict[str, str]:
+    """Every output described as ``Setting NAME`` is that setting's value."""
+    env: dict[str, str] = {}
+    for output in outputs:
+        description = output.get("Description", "")
+        if description.startswith("Setting "):
+            env[description.removeprefix("Setting ").strip()] = output["OutputValue"]
+    return env
+
+
+@dataclass
+class Run:
+    """The end-to-end run and what it recorded."""
+
+    workdir: Path
+    env: dict[str, str]
+    outputs: dict[str, str]
+    policies: dict[str, dict[str, Any]]
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def calls(self, role: str) -> list[dict[str, Any]]:
+        path = self.workdir / f"{role}.calls.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    def run(self, role: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        extra = ["--json"] if role == "producer" else []
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.deploy.recording",
+                str(self.workdir / f"{role}.calls.jsonl"),
+                role,
+                *args,
+                *extra,
+            ],
+            env=self.env | env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, f"{role} {args}: {done.returncode}\n{done.stderr[-2000:]}"
+        return done
+
+    def producer(self, *args: str) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.run("producer", *args).stdout)
+        return result
+
+
+def _client(stack: LocalStack, service: str) -> Any:
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=stack.aws_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture(scope="module")
+def stack_run(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    suffix = uuid.uuid4().hex[:8]
+    cfn = _client(stack, "cloudformation")
+    name = f"campaign-executor-{suffix}"
+    cfn.create_stack(
+        StackName=name,
+        TemplateBody=TEMPLATE.read_text(),
+        Parameters=[
+            {"ParameterKey": "CampaignsTableName", "ParameterValue": f"campaigns-{suffix}"},
+            {"ParameterKey": "RecipientsTableName", "ParameterValue": f"recipients-{suffix}"},
+            {"ParameterKey": "QueueName", "ParameterValue": f"batches-{suffix}"},
+            {
+                "ParameterKey": "VisibilityTimeoutSeconds",
+                "ParameterValue": str(VISIBILITY_TIMEOUT_S),
+            },
+        ],
+    )
+    cfn.get_waiter("stack_create_complete").wait(
+        StackName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    (described,) = cfn.describe_stacks(StackName=name)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
+    iam = _client(stack, "iam")
+    policies: dict[str, dict[str, Any]] = {}
+    for role, output in ROLES.items():
+        policy = iam.get_policy(PolicyArn=outputs[output])["Policy"]
+        version = iam.get_policy_version(
+            PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"]
+        )
+        document = version["PolicyVersion"]["Document"]
+        policies[role] = json.loads(document) if isinstance(document, str) else document
+    local = stack.env()  # where AWS and Meta are (moto, the emulator), nothing else
+    env = {"PATH": "/usr/bin:/bin", "LOG_FORMAT": "json", "POLL_WAIT_S": "1", "METRICS_PORT": "0"}
+    env |= local | _settings_from_outputs(described["Outputs"])
+    return Run(tmp_path_factory.mktemp("stack-run"), env, outputs, policies)
+
+
+@pytest.fixture(scope="module")
+def campaign_run(stack_run: Run, stack: LocalStack) -> Run:
+    """One campaign through the consumer, one through execute-batch, the DLQ tools, reconcile."""
+    run = stack_run
+    sandbox = SandboxControl(stack.cloudapi_url)
+    sandbox.reset()
+    first, second = valid_numbers(6, start=700), valid_numbers(3, start=800)
+    # One recipient has opted out (131050): FAILED, and the consumer suppresses the number.
+    sandbox.set_rules([{"match": first[-1], "code": 131050}])
+    csv_first, csv_second = run.workdir / "first.csv", run.workdir / "second.csv"
+    csv_first.write_text("phone\n" + "".join(f"+{p}\n" for p in first))
+    csv_second.write_text("phone\n" + "".join(f"+{p}\n" for p in second))
+
+    first_id = run.producer("create", "--name", "first", "--template", "order_update")
+    first_id = first_id["campaignId"]
+    run.producer("populate", first_id, str(csv_first))
+    run.producer("start", first_id)
+    run.run("consumer", "--once", SEND_RATE_PER_SECOND=SLOW_RATE_PER_S)
+    run.results["first"] = run.producer("status", first_id)
+
+    second_id = run.producer("create", "--name", "second", "--template", "order_update")
+    second_id = second_id["campaignId"]
+    run.producer("populate", second_id, str(csv_second))
+    run.producer("start", second_id)
+    # RUNNING with PENDING recipients and its batch queued: reconcile checks the queue depth.
+    run.results["reconcile"] = run.producer("reconcile", second_id)
+    run.results["execute"] = run.producer("execute-batch", second_id)
+    run.producer("list")
+    run.producer("reconcile")
+    run.producer("reconcile", first_id)
+
+    # A dead letter (a copy of a real batch message) to look at and redrive.
+    sqs = _client(stack, "sqs")
+    dlq_url = sqs.get_queue_url(QueueName=run.env["CAMPAIGN_QUEUE_NAME"] + "-dlq")["QueueUrl"]
+    sqs.send_message(QueueUrl=dlq_url, MessageBody=encode(new_batch(first_id, first[:2])))
+    run.results["dlq"] = run.producer("dlq", "list")
+    run.results["redrive"] = run.producer("dlq", "redrive")
+    # A consumer configured by queue name only (no CAMPAIGN_QUEUE_URL): it takes the
+    # redriven message (its campaign is COMPLETED: deleted untouched) and the second
+    # campaign's queued batch (already sent by execute-batch: every claim fails).
+    by_name = {k: v for k, v in run.env.items() if k != "CAMPAIGN_QUEUE_URL"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.deploy.recording",
+            str(run.workdir / "consumer.calls.jsonl"),
+            "consumer",
+            "--once",
+        ],
+        env=by_name,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    run.results["second"] = run.producer("status", second_id)
+    run.results["accepted"] = [m.to for m in sandbox.messages()]
+    run.results["phones"] = first[:-1] + second
+    queue_url = sqs.get_queue_url(QueueName=run.env["CAMPAIGN_QUEUE_NAME"])["QueueUrl"]
+    run.results["depths"] = [
+        sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        for url in (queue_url, dlq_url)
+    ]
+    return run
+
+
+# -- the template -----------------------------------------------------------------------------
+
+
+def _resources(kind: str) -> dict[str, dict[str, Any]]:
+    template = load_cfn(TEMPLATE)
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def test_both_tables_are_on_demand_recoverable_encrypted_with_the_engines_keys() -> None:
+    tables = _resources("AWS::DynamoDB::Table")
+    assert set(tables) == {"CampaignsTable", "RecipientsTable"}
+    for table in tables.values():
+        props = table["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert props["SSESpecification"]["SSEEnabled"] is True
+        assert props["KeySchema"] == [
+            {"AttributeName": "PK", "KeyType": "HASH"},
+            {"AttributeName": "SK", "KeyType": "RANGE"},
+        ]
+        assert props["AttributeDefinitions"] == [
+            {"AttributeName": "PK", "AttributeType": "S"},
+            {"AttributeName": "SK", "AttributeType": "S"},
+        ]
+        assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_the_queue_and_dlq_match_the_engines_settings() -> None:
+    template = load_cfn(TEMPLATE)
+    queues = _resources("AWS::SQS::Queue")
+    batch, dead = queues["BatchQueue"]["Properties"], queues["DeadLetterQueue"]["Properties"]
+    assert batch["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVE_COUNT == 5
+    assert batch["VisibilityTimeout"] == {"Ref": "VisibilityTimeoutSeconds"}
+    defaults = template["Parameters"]
+    assert defaults["VisibilityTimeoutSeconds"]["Default"] == Settings().visibility_timeout_s
+    assert defaults["QueueName"]["Default"] == Settings().campaign_queue_name
+    assert defaults["CampaignsTableName"]["Default"] == Settings().campaigns_table
+    assert defaults["RecipientsTableName"]["Default"] == Settings().recipients_table
+    assert dead["QueueName"] == {"Fn::Sub": "${QueueName}-dlq"}  # Settings.dlq_name
+    assert batch["SqsManagedSseEnabled"] is True
+    assert dead["SqsManagedSseEnabled"] is True
+
+
+def test_the_stack_deploys_in_moto_and_its_resources_are_as_declared(
+    stack_run: Run, stack: LocalStack
+) -> None:
+    env = stack_run.env
+    dynamodb = _client(stack, "dynamodb")
+    for name in (env["CAMPAIGNS_TABLE"], env["RECIPIENTS_TABLE"]):
+        table = dynamodb.describe_table(TableName=name)["Table"]
+        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        assert [k["AttributeName"] for k in table["KeySchema"]] == ["PK", "SK"]
+    sqs = _client(stack, "sqs")
+    url = sqs.get_queue_url(QueueName=env["CAMPAIGN_QUEUE_NAME"])["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["VisibilityTimeout"] == env["VISIBILITY_TIMEOUT_S"]
+    assert attributes["SqsManagedSseEnabled"] == "true"
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["maxReceiveCount"] == MAX_RECEIVE_COUNT
+    assert redrive["deadLetterTargetArn"].endswith(":" + env["CAMPAIGN_QUEUE_NAME"] + "-dlq")
+    assert set(_settings_from_outputs_keys()) <= {n.upper() for n in Settings.model_fields}
+
+
+def _settings_from_outputs_keys() -> list[str]:
+    outputs = load_cfn(TEMPLATE)["Outputs"]
+    return [
+        o["Description"].removeprefix("Setting ")
+        for o in outputs.values()
+        if o["Description"].startswith("Setting ")
+    ]
+
+
+# -- the campaign -----------------------------------------------------------------------------
+
+
+def test_a_campaign_runs_end_to_end_on_the_stacks_resources_configured_by_its_outputs(
+    campaign_run: Run,
+) -> None:
+    results = campaign_run.results
+    assert results["first"]["status"] == CampaignStatus.COMPLETED.value
+    assert (results["first"]["sentCount"], results["first"]["failedCount"]) == (5, 1)
+    assert results["execute"]["sent"] == 3
+    assert results["second"]["status"] == CampaignStatus.COMPLETED.value
+    assert sorted(results["accepted"]) == sorted(results["phones"]), "each number exactly once"
+    assert [d["valid"] for d in results["dlq"]["messages"]] == [True]
+    assert results["redrive"]["redriven"] == 1
+    for depth in results["depths"]:
+        assert depth == {
+            "ApproximateNumberOfMessages": "0",
+            "ApproximateNumberOfMessagesNotVisible": "0",
+        }
+
+
+# -- IAM --------------------------------------------------------------------------------------
+
+
+def _region(run: Run) -> str:
+    return run.env["AWS_REGION"]
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_every_aws_call_the_code_made_is_allowed_by_its_roles_policy(
+    campaign_run: Run, role: str
+) -> None:
+    calls = campaign_run.calls(role)
+    assert calls, f"the {role} made no AWS call?"
+    denied = []
+    for call in calls:
+        action = iam_action(call["service"], call["operation"])
+        assert call["resources"], call
+        for name in call["resources"]:
+            arn = resource_arn(call["service"], name, _region(campaign_run))
+            if not allows(campaign_run.policies[role], action, arn):
+                denied.append((action, arn))
+    assert not denied, sorted(set(denied))
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_each_policy_grants_exactly_the_actions_its_role_used(campaign_run: Run, role: str) -> None:
+    used = {iam_action(c["service"], c["operation"]).lower() for c in campaign_run.calls(role)}
+    assert granted_actions(campaign_run.policies[role]) == used
+
+
+def test_the_consumer_policy_is_the_hot_path_only(campaign_run: Run) -> None:
+    consumer = granted_actions(campaign_run.policies["consumer"])
+    assert consumer == lower(
+        [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:Query",
+            "sqs:GetQueueUrl",
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+        ]
+    )
+
+
+def test_policies_name_only_the_stacks_resources_and_no_provisioning(campaign_run: Run) -> None:
+    region, env = _region(campaign_run), campaign_run.env
+    stack_resources = {
+        resource_arn("dynamodb", env["CAMPAIGNS_TABLE"], region),
+        resource_arn("dynamodb", env["RECIPIENTS_TABLE"], region),
+        resource_arn("sqs", env["CAMPAIGN_QUEUE_NAME"], region),
+        resource_arn("sqs", env["CAMPAIGN_QUEUE_NAME"] + "-dlq", region),
+    }
+    for role, policy in campaign_run.policies.items():
+        assert granted_resources(policy) <= stack_resources, role
+        assert not any("*" in action for action in granted_actions(policy)), role
+        assert not granted_actions(policy) & PROVISIONING, role
+
+
+def _operations_in_code() -> set[str]:
+    """Every DynamoDB and SQS operation the application's source calls (by boto3 method name),
+    as IAM actions: a policy must not grant anything outside this set."""
+    session = botocore.session.get_session()
+    methods: dict[str, str] = {}
+    for service in ("dynamodb", "sqs"):
+        model = session.get_service_model(service)
+        for operation in model.operation_names:
+            methods[xform_name(operation)] = iam_action(service, operation).lower()
+    called: set[str] = set()
+    for package in ("campaigns", "consumer", "producer"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in methods
+                ):
+                    called.add(methods[node.func.attr])
+    return called
+
+
+def test_no_policy_grants_an_action_the_code_never_calls(campaign_run: Run) -> None:
+    in_code = _operations_in_code()
+    assert {"dynamodb:updateitem", "sqs:receivemessage"} <= in_code
+    for role, policy in campaign_run.policies.items():
+        assert granted_actions(policy) <= in_code, role
+
+
+def test_the_scaler_policy_only_reads_the_batch_queues_attributes(
+    stack_run: Run, stack: LocalStack
+) -> None:
+    iam = _client(stack, "iam")
+    arn = stack_run.outputs["ScalerPolicyArn"]
+    policy = iam.get_policy(PolicyArn=arn)["Policy"]
+    version = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])
+    document = version["PolicyVersion"]["Document"]
+    document = json.loads(document) if isinstance(document, str) else document
+    assert granted_actions(document) == {"sqs:getqueueattributes"}
+    queue = resource_arn("sqs", stack_run.env["CAMPAIGN_QUEUE_NAME"], _region(stack_run))
+    assert granted_resources(document) == {queue}
+
+
+def test_the_consumer_policy_refuses_what_the_consumer_has_no_business_doing(
+    campaign_run: Run,
+) -> None:
+    consumer, region, env = (
+        campaign_run.policies["consumer"],
+        _region(campaign_run),
+        campaign_run.env,
+    )
+    recipients = resource_arn("dynamodb", env["RECIPIENTS_TABLE"], region)
+    queue = resource_arn("sqs", env["CAMPAIGN_QUEUE_NAME"], region)
+    assert allows(consumer, "dynamodb:UpdateItem", recipients)
+    assert not allows(consumer, "dynamodb:Scan", recipients)
+    assert not allows(consumer, "dynamodb:BatchWriteItem", recipients)
+    assert not allows(consumer, "dynamodb:DeleteItem", recipients)
+    assert not allows(consumer, "dynamodb:GetItem", resource_arn("dynamodb", "other", region))
+    assert not allows(consumer, "sqs:SendMessage", queue)
+    assert not allows(consumer, "sqs:PurgeQueue", queue)
+    dlq = resource_arn("sqs", env["CAMPAIGN_QUEUE_NAME"] + "-dlq", region)
+    assert not allows(consumer, "sqs:ReceiveMessage", dlq)

@@ -1,0 +1,179 @@
+"""deploy/ecs: the task definition, service and autoscaling files are the request bodies of
+RegisterTaskDefinition, CreateService, RegisterScalableTarget and PutScalingPolicy. Each is
+validated against botocore's own service model (what the AWS CLI and SDKs send), then
+registered in moto, and its values are checked against the engine and the image."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from typing import Any
+
+import boto3
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+from sandbox.aws import MotoServer
+from tests.deploy.dockerfile import parse_dockerfile
+from tests.deploy.support import DEPLOY, ROOT, load_json, settings_from_env
+
+ECS = DEPLOY / "ecs"
+TASK = ECS / "task-definition.json"
+SERVICE = ECS / "service.json"
+SCALING = ECS / "autoscaling.json"
+DRAIN_TARGET_S = 60  # as in deploy/k8s/base/scaledobject.yaml
+FARGATE_MAX_STOP_TIMEOUT_S = 120
+
+
+def _validate(service: str, operation: str, params: dict[str, Any]) -> str:
+    """botocore's own parameter validation; the empty string when valid."""
+    model = botocore.session.get_session().get_service_model(service)
+    shape = model.operation_model(operation).input_shape
+    assert shape is not None
+    report = ParamValidator().validate(params, shape)
+    return str(report.generate_report()) if report.has_errors() else ""
+
+
+def _container() -> dict[str, Any]:
+    (container,) = load_json(TASK)["containerDefinitions"]
+    assert isinstance(container, dict)
+    return container
+
+
+def _environment() -> dict[str, str]:
+    return {e["name"]: e["value"] for e in _container()["environment"]}
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "document"),
+    [
+        ("ecs", "RegisterTaskDefinition", lambda: load_json(TASK)),
+        ("ecs", "CreateService", lambda: load_json(SERVICE)),
+        (
+            "application-autoscaling",
+            "RegisterScalableTarget",
+            lambda: load_json(SCALING)["scalableTarget"],
+        ),
+        (
+            "application-autoscaling",
+            "PutScalingPolicy",
+            lambda: load_json(SCALING)["scalingPolicy"],
+        ),
+    ],
+)
+def test_each_file_is_a_valid_request_for_botocores_service_model(
+    service: str, operation: str, document: Any
+) -> None:
+    assert _validate(service, operation, document()) == ""
+
+
+def test_botocores_validation_rejects_a_broken_task_definition() -> None:
+    broken = copy.deepcopy(load_json(TASK))
+    broken["containerDefinitions"][0]["stopTimeout"] = "40"
+    broken["containerDefinitions"][0]["healthcheck"] = broken["containerDefinitions"][0].pop(
+        "healthCheck"
+    )
+    report = _validate("ecs", "RegisterTaskDefinition", broken)
+    assert "stopTimeout" in report
+    assert "healthcheck" in report
+
+
+def _client(server: MotoServer, service: str) -> Any:
+    return boto3.client(service, endpoint_url=server.url, region_name="eu-west-1")  # type: ignore[call-overload]
+
+
+def test_the_task_definition_registers_in_moto_and_comes_back_as_written(
+    moto_server: MotoServer,
+) -> None:
+    ecs = _client(moto_server, "ecs")
+    task = load_json(TASK)
+    registered = ecs.register_task_definition(**task)["taskDefinition"]
+    assert registered["family"] == "campaign-consumer"
+    described = ecs.describe_task_definition(taskDefinition=registered["taskDefinitionArn"])
+    (container,) = described["taskDefinition"]["containerDefinitions"]
+    for field in ("healthCheck", "stopTimeout", "secrets", "user", "readonlyRootFilesystem"):
+        assert container[field] == task["containerDefinitions"][0][field], field
+    assert container["logConfiguration"]["logDriver"] == "awslogs"
+
+
+def test_the_service_and_its_autoscaling_register_in_moto(moto_server: MotoServer) -> None:
+    ecs = _client(moto_server, "ecs")
+    service = load_json(SERVICE)
+    # The file's subnet and security group ids are placeholders: use real ones, as an
+    # operator does (moto checks they exist).
+    ec2 = _client(moto_server, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    network = service["networkConfiguration"]["awsvpcConfiguration"]
+    network["subnets"] = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{n}.0/24")["Subnet"]["SubnetId"]
+        for n in range(len(network["subnets"]))
+    ]
+    network["securityGroups"] = [
+        ec2.create_security_group(GroupName="campaign-consumer", Description="d", VpcId=vpc)[
+            "GroupId"
+        ]
+    ]
+    ecs.create_cluster(clusterName=service["cluster"])
+    ecs.register_task_definition(**load_json(TASK))
+    created = ecs.create_service(**service)["service"]
+    assert created["serviceName"] == "campaign-consumer"
+    assert created["desiredCount"] == 1
+    scaling = load_json(SCALING)
+    autoscaling = _client(moto_server, "application-autoscaling")
+    autoscaling.register_scalable_target(**scaling["scalableTarget"])
+    autoscaling.put_scaling_policy(**scaling["scalingPolicy"])
+    (policy,) = autoscaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]
+    assert policy["PolicyType"] == "TargetTrackingScaling"
+
+
+def test_the_container_is_the_image_locked_down_with_the_token_from_a_secret_store() -> None:
+    container = _container()
+    assert container["command"] == ["campaign-consumer"]
+    final = parse_dockerfile((ROOT / "Dockerfile").read_text())[-1]
+    user = final.last("USER")
+    assert user is not None
+    assert container["user"] == user.args
+    assert container["readonlyRootFilesystem"] is True
+    assert container["linuxParameters"]["capabilities"]["drop"] == ["ALL"]
+    (secret,) = container["secrets"]
+    assert secret["name"] == "META_ACCESS_TOKEN"
+    assert secret["valueFrom"].startswith(("arn:aws:secretsmanager:", "arn:aws:ssm:"))
+    assert "META_ACCESS_TOKEN" not in _environment()
+    options = container["logConfiguration"]["options"]
+    assert {"awslogs-group", "awslogs-region", "awslogs-stream-prefix"} <= set(options)
+
+
+def test_the_health_check_is_the_images_and_the_stop_timeout_outlives_the_drain() -> None:
+    container = _container()
+    final = parse_dockerfile((ROOT / "Dockerfile").read_text())[-1]
+    healthcheck = final.last("HEALTHCHECK")
+    assert healthcheck is not None
+    image_argv = json.loads(healthcheck.args[healthcheck.args.index("CMD") + 3 :])
+    assert container["healthCheck"]["command"] == ["CMD", *image_argv]
+    settings = settings_from_env(_environment(), META_ACCESS_TOKEN="from-secrets-manager")
+    assert settings.shutdown_timeout_s < container["stopTimeout"] <= FARGATE_MAX_STOP_TIMEOUT_S
+    assert container["portMappings"][0]["containerPort"] == settings.metrics_port
+    assert container["dockerLabels"]["ECS_PROMETHEUS_EXPORTER_PORT"] == str(settings.metrics_port)
+    assert container["dockerLabels"]["ECS_PROMETHEUS_JOB_NAME"] == "campaign-consumer"
+
+
+def test_autoscaling_tracks_the_backlog_per_task_derived_from_batch_size_and_rate() -> None:
+    settings = settings_from_env(_environment(), META_ACCESS_TOKEN="x")
+    service = load_json(SERVICE)
+    scaling = load_json(SCALING)
+    target = scaling["scalableTarget"]
+    resource_id = f"service/{service['cluster']}/{service['serviceName']}"
+    assert target["ResourceId"] == scaling["scalingPolicy"]["ResourceId"] == resource_id
+    assert 1 <= target["MinCapacity"] <= target["MaxCapacity"]
+    assert target["MaxCapacity"] * settings.send_rate_per_second <= 80  # Meta's default
+    config = scaling["scalingPolicy"]["TargetTrackingScalingPolicyConfiguration"]
+    messages_per_s = settings.send_rate_per_second / settings.batch_size
+    assert config["TargetValue"] == math.floor(messages_per_s * DRAIN_TARGET_S)
+    metrics = {m["Id"]: m for m in config["CustomizedMetricSpecification"]["Metrics"]}
+    (returned,) = [m for m in metrics.values() if m.get("ReturnData", True)]
+    assert returned["Expression"] == "(visible + inflight) / tasks"
+    for name in ("visible", "inflight"):
+        dimensions = metrics[name]["MetricStat"]["Metric"]["Dimensions"]
+        assert dimensions == [{"Name": "QueueName", "Value": settings.campaign_queue_name}]

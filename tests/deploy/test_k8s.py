@@ -1,0 +1,290 @@
+"""deploy/k8s: rendered by kubectl's own kustomize, the core kinds checked by
+kubernetes-validate (Kubernetes' OpenAPI schemas, strict), the KEDA and Prometheus Operator
+resources by their CRD schemas (tests/deploy/schemas), and the values that must agree with
+the engine (settings, ports, shutdown budget, scaling arithmetic) checked against it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import subprocess
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from campaigns.settings import Settings
+from tests.deploy.support import DEPLOY, ROOT, SCHEMAS, load_yaml_documents, settings_from_env
+
+OVERLAY = DEPLOY / "k8s" / "overlays" / "example"
+BASE = DEPLOY / "k8s" / "base"
+CRD_SCHEMAS = {
+    "ScaledObject": "keda-scaledobject.json",
+    "TriggerAuthentication": "keda-triggerauthentication.json",
+    "ServiceMonitor": "servicemonitor.json",
+}
+# The oldest Kubernetes minor still in EKS standard support when this was written, and the
+# newest kubernetes-validate knows.
+KUBERNETES_VERSIONS = ("1.31.0", "1.37.0")
+META_DEFAULT_RATE_PER_S = 80  # Meta's per-number throughput before the automatic upgrade
+DRAIN_TARGET_S = 60  # the backlog one replica should own: what it sends in a minute
+
+Resources = list[dict[str, Any]]
+
+
+def _render(kubectl: str, path: Path) -> Resources:
+    done = subprocess.run(
+        [kubectl, "kustomize", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return load_yaml_documents(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def rendered(kubectl: str) -> Resources:
+    return _render(kubectl, OVERLAY)
+
+
+def _one(resources: Resources, kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [
+        r
+        for r in resources
+        if r["kind"] == kind and (name is None or r["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"{kind} {name or ''}: found {len(found)}"
+    return found[0]
+
+
+def _settings_map(resources: Resources) -> dict[str, str]:
+    data: dict[str, str] = _one(resources, "ConfigMap")["data"]
+    return data
+
+
+def _validate_core(tools_bin: Path, resources: Resources, tmp_path: Path) -> tuple[int, str]:
+    path = tmp_path / "core.yaml"
+    core = [r for r in resources if r["kind"] not in CRD_SCHEMAS]
+    path.write_text(yaml.safe_dump_all(core))
+    output = ""
+    for version in KUBERNETES_VERSIONS:
+        done = subprocess.run(
+            [str(tools_bin / "kubernetes-validate"), "--strict", "-k", version, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        output += done.stdout + done.stderr
+        if done.returncode != 0:
+            return done.returncode, output
+    return 0, output
+
+
+# -- the tools --------------------------------------------------------------------------------
+
+
+def test_the_base_and_the_example_overlay_render(kubectl: str, rendered: Resources) -> None:
+    assert _render(kubectl, BASE)
+    kinds = sorted(r["kind"] for r in rendered)
+    assert kinds == sorted(
+        [
+            "Namespace",
+            "ServiceAccount",
+            "ServiceAccount",
+            "ConfigMap",
+            "Deployment",
+            "Service",
+            "ServiceMonitor",
+            "PodDisruptionBudget",
+            "NetworkPolicy",
+            "TriggerAuthentication",
+            "ScaledObject",
+            "CronJob",
+        ]
+    )
+    assert all(
+        r["metadata"].get("namespace") == "campaigns" for r in rendered if r["kind"] != "Namespace"
+    )
+
+
+def test_core_kinds_pass_kubernetes_validate_strictly(
+    tools_bin: Path, rendered: Resources, tmp_path: Path
+) -> None:
+    code, output = _validate_core(tools_bin, rendered, tmp_path)
+    assert code == 0, output
+    for kind in ("deployment", "cronjob", "service", "poddisruptionbudget", "configmap"):
+        assert f"passed for resource {kind}/" in output
+
+
+def test_kubernetes_validate_rejects_a_broken_deployment(
+    tools_bin: Path, rendered: Resources, tmp_path: Path
+) -> None:
+    broken = copy.deepcopy(rendered)
+    pod = _one(broken, "Deployment")["spec"]["template"]["spec"]
+    pod["containers"][0]["readinessProbe"]["httpGet"]["paht"] = "/readyz"
+    code, output = _validate_core(tools_bin, broken, tmp_path)
+    assert code != 0, output
+
+
+@pytest.mark.parametrize("kind", sorted(CRD_SCHEMAS))
+def test_custom_resources_match_their_crd_schemas(rendered: Resources, kind: str) -> None:
+    schema = json.loads((SCHEMAS / CRD_SCHEMAS[kind]).read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    jsonschema.Draft7Validator(schema).validate(_one(rendered, kind))
+
+
+@pytest.mark.parametrize(
+    ("kind", "breakage"),
+    [
+        ("ScaledObject", lambda r: r["spec"].update(maxReplicaCount="4")),
+        ("ScaledObject", lambda r: r["spec"]["triggers"][0]["metadata"].update(queueLength=48)),
+        ("ScaledObject", lambda r: r["spec"]["triggers"][0]["metadata"].pop("awsRegion")),
+        ("ScaledObject", lambda r: r["spec"]["triggers"][0]["metadata"].update(queueUrl="x")),
+        ("TriggerAuthentication", lambda r: r["spec"]["podIdentity"].update(provider="eks")),
+        ("ServiceMonitor", lambda r: r["spec"]["endpoints"][0].update(interval="30 seconds")),
+        ("ServiceMonitor", lambda r: r["spec"].pop("selector")),
+    ],
+)
+def test_the_crd_schemas_reject_what_the_api_server_would(
+    rendered: Resources, kind: str, breakage: Callable[[dict[str, Any]], object]
+) -> None:
+    schema = json.loads((SCHEMAS / CRD_SCHEMAS[kind]).read_text())
+    resource = copy.deepcopy(_one(rendered, kind))
+    breakage(resource)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(schema).validate(resource)
+
+
+# -- agreement with the engine ----------------------------------------------------------------
+
+
+def test_the_settings_configmap_is_a_valid_configuration(rendered: Resources) -> None:
+    data = _settings_map(rendered)
+    assert "META_ACCESS_TOKEN" not in data, "the token comes from a Secret"
+    settings = settings_from_env(data, META_ACCESS_TOKEN="from-the-secret")
+    assert settings.aws_endpoint_url is None
+    assert settings.meta_phone_number_id.isdigit()
+
+
+def test_the_consumer_deployment_probes_runs_locked_down_and_outlives_its_drain(
+    rendered: Resources,
+) -> None:
+    settings = settings_from_env(_settings_map(rendered), META_ACCESS_TOKEN="x")
+    deployment = _one(rendered, "Deployment", "campaign-consumer")
+    assert "replicas" not in deployment["spec"], "KEDA owns the replica count"
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > settings.shutdown_timeout_s
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001  # the Dockerfile's USER
+    (container,) = pod["containers"]
+    assert container["command"] == ["campaign-consumer"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": settings.metrics_port}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(settings.metrics_port)
+
+
+def test_the_access_token_is_referenced_from_a_secret_and_never_committed(
+    rendered: Resources,
+) -> None:
+    assert not [r for r in rendered if r["kind"] == "Secret"]
+    container = _one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    (token,) = [e for e in container["env"] if e["name"] == "META_ACCESS_TOKEN"]
+    assert set(token["valueFrom"]) == {"secretKeyRef"}
+    for path in (DEPLOY / "k8s").rglob("*.yaml"):
+        assert "kind: Secret" not in path.read_text(), path
+
+
+def test_keda_scales_on_the_queue_with_a_backlog_derived_from_batch_size_and_rate(
+    rendered: Resources,
+) -> None:
+    settings = settings_from_env(_settings_map(rendered), META_ACCESS_TOKEN="x")
+    scaled = _one(rendered, "ScaledObject")
+    spec = scaled["spec"]
+    assert spec["scaleTargetRef"]["name"] == _one(rendered, "Deployment")["metadata"]["name"]
+    (trigger,) = spec["triggers"]
+    assert trigger["type"] == "aws-sqs-queue"
+    metadata = trigger["metadata"]
+    messages_per_s = settings.send_rate_per_second / settings.batch_size
+    assert int(metadata["queueLength"]) == math.floor(messages_per_s * DRAIN_TARGET_S)
+    assert metadata["scaleOnInFlight"] == "true"
+    assert metadata["queueURL"].endswith("/" + settings.campaign_queue_name)
+    assert metadata["awsRegion"] == settings.aws_region
+    assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+    assert spec["maxReplicaCount"] * settings.send_rate_per_second <= META_DEFAULT_RATE_PER_S
+    auth = _one(rendered, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+    assert auth["spec"]["podIdentity"]["provider"] == "aws"
+
+
+def test_each_workload_has_its_own_irsa_identity(rendered: Resources) -> None:
+    roles = {
+        sa["metadata"]["name"]: sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+        for sa in rendered
+        if sa["kind"] == "ServiceAccount"
+    }
+    assert set(roles) == {"campaign-consumer", "campaign-producer"}
+    assert len(set(roles.values())) == 2
+    assert all(arn.startswith("arn:aws:iam::") and ":role/" in arn for arn in roles.values())
+    consumer_pod = _one(rendered, "Deployment")["spec"]["template"]["spec"]
+    reconcile_pod = _one(rendered, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert consumer_pod["serviceAccountName"] == "campaign-consumer"
+    assert reconcile_pod["serviceAccountName"] == "campaign-producer"
+
+
+def test_the_reconcile_cronjob_runs_a_real_producer_command_never_twice_at_once(
+    rendered: Resources,
+) -> None:
+    cronjob = _one(rendered, "CronJob")
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert container["command"][0] in scripts
+    from producer.cli import _parser
+
+    args = _parser().parse_args(container["command"][1:])
+    assert args.command == "reconcile"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    config_ref = container["envFrom"][0]["configMapRef"]["name"]
+    assert config_ref == _one(rendered, "ConfigMap")["metadata"]["name"]
+
+
+def test_the_servicemonitor_and_the_pdb_select_the_consumer_pods(rendered: Resources) -> None:
+    pod_labels = _one(rendered, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    service = _one(rendered, "Service")
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    monitor = _one(rendered, "ServiceMonitor")["spec"]
+    assert monitor["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    port_names = {p["name"] for p in service["spec"]["ports"]}
+    assert {e["port"] for e in monitor["endpoints"]} <= port_names
+    relabel = monitor["endpoints"][0]["relabelings"][0]
+    assert (relabel["targetLabel"], relabel["replacement"]) == ("job", "campaign-consumer")
+    pdb = _one(rendered, "PodDisruptionBudget")["spec"]
+    assert pdb["selector"]["matchLabels"].items() <= pod_labels.items()
+    network = _one(rendered, "NetworkPolicy")["spec"]
+    assert network["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    (ingress,) = network["ingress"]
+    assert [p["port"] for p in ingress["ports"]] == ["metrics"], "scrapes only"
+
+
+def test_settings_in_the_configmap_are_all_known_to_the_engine(rendered: Resources) -> None:
+    unknown = {k for k in _settings_map(rendered) if k.lower() not in Settings.model_fields}
+    assert not unknown
