@@ -129,9 +129,13 @@ class DynamoStore:
                     TableName=self._campaigns,
                     Item=item,
                     ConditionExpression="attribute_not_exists(PK)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 ),
             )
-        except _ConditionFailed:
+        except _ConditionFailed as failed:
+            found = deserialize(failed.item) if failed.item else {}
+            if found.get("createdAt") == campaign.created_at and found.get("name") == campaign.name:
+                return campaign  # our own put landed; its answer was lost and it was retried
             raise InvalidInput(f"Campaign already exists: {campaign.campaign_id}") from None
         return campaign
 
@@ -206,7 +210,8 @@ class DynamoStore:
         cannot both win (the loser gets ``InvalidTransition``)."""
         sources, target = TRANSITIONS[action]
         names = {"#s": "status", "#t": _TIMESTAMP_FIELD[action]}
-        values: dict[str, Any] = {":to": _str(target.value), ":now": _str(self._iso_now())}
+        stamp = self._iso_now()
+        values: dict[str, Any] = {":to": _str(target.value), ":now": _str(stamp)}
         sets = ["#s = :to", "#t = :now"]
         removes: list[str] = []
         if action is Action.PAUSE:
@@ -242,7 +247,11 @@ class DynamoStore:
         except _ConditionFailed as failed:
             if not failed.item:
                 raise CampaignNotFound(campaign_id) from None
-            current = deserialize(failed.item).get("status", "UNKNOWN")
+            found = deserialize(failed.item)
+            current = found.get("status", "UNKNOWN")
+            if current == target.value and found.get(names["#t"]) == stamp:
+                # Our own write landed and its answer was lost: botocore's retry met it.
+                return campaign_from_item(failed.item)
             if current in {status.value for status in sources}:
                 raise ImportLocked(
                     f"Campaign is being populated: cannot {action.value} until the import ends"
@@ -648,6 +657,7 @@ class DynamoStore:
 
     def requeue_unknown(self, recipient: Recipient) -> bool:
         """UNKNOWN → PENDING, for an operator who accepts the duplicate risk."""
+        stamp = self._iso_now()
         try:
             self._retrying(
                 "UpdateItem",
@@ -660,12 +670,17 @@ class DynamoStore:
                     ExpressionAttributeValues={
                         ":unknown": _str(RecipientStatus.UNKNOWN.value),
                         ":pending": _str(RecipientStatus.PENDING.value),
-                        ":now": _str(self._iso_now()),
+                        ":now": _str(stamp),
                     },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 ),
             )
-        except _ConditionFailed:
-            return False
+        except _ConditionFailed as failed:
+            found = deserialize(failed.item) if failed.item else {}
+            return bool(
+                found.get("status") == RecipientStatus.PENDING.value
+                and found.get("requeuedAt") == stamp
+            )
         return True
 
     # -- plumbing ---------------------------------------------------------------------------

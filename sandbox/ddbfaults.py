@@ -45,6 +45,7 @@ class FaultPlan:
     codes: tuple[str, ...] = FAULT_CODES
     operations: frozenset[str] = field(default_factory=frozenset)  # empty: every operation
     seed: int = 0
+    times: int | None = None  # inject at most this many faults (None: no limit)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0 or not 0.0 <= self.after_write <= 1.0:
@@ -55,7 +56,7 @@ class FaultPlan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaultPlan:
-        allowed = {"rate", "after_write", "codes", "operations", "seed"}
+        allowed = {"rate", "after_write", "codes", "operations", "seed", "times"}
         if set(data) - allowed:
             raise ValueError(f"unknown fault plan keys: {sorted(set(data) - allowed)}")
         values = dict(data)
@@ -72,6 +73,7 @@ class FaultPlan:
             "codes": list(self.codes),
             "operations": sorted(self.operations),
             "seed": self.seed,
+            "times": self.times,
         }
 
 
@@ -113,6 +115,8 @@ class FaultDecider:
         with self._lock:
             plan = self._plan
             if plan.rate <= 0 or (plan.operations and operation not in plan.operations):
+                return None
+            if plan.times is not None and sum(self.injected.values()) >= plan.times:
                 return None
             if self._rng.random() >= plan.rate:
                 return None

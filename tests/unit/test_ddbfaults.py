@@ -11,7 +11,7 @@ import requests
 from campaigns.aws import dynamodb_client
 from campaigns.clock import ManualClock, iso_utc
 from campaigns.errors import StoreUnavailable
-from campaigns.models import Campaign, CampaignStatus, RecipientStatus, new_campaign_id
+from campaigns.models import Action, Campaign, CampaignStatus, RecipientStatus, new_campaign_id
 from campaigns.settings import Settings
 from campaigns.store import DynamoStore
 from sandbox.aws import MotoServer
@@ -120,3 +120,26 @@ def test_the_server_refuses_a_bad_plan(moto_server: MotoServer) -> None:
         f"{moto_server.url}/_chaos/dynamodb", json={"rate": 7}, timeout=5
     ) as response:
         assert response.status_code == 400
+
+
+def test_a_transition_whose_answer_was_lost_still_succeeds(
+    aws_settings: Settings, moto_server: MotoServer
+) -> None:
+    store = DynamoStore(dynamodb_client(aws_settings), aws_settings)
+    campaign_id = seeded_campaign(store)
+    store.transition(campaign_id, Action.PAUSE)
+    # The next UpdateItem takes effect, then answers 500: botocore sends it again.
+    lost = FaultPlan(
+        rate=1.0, after_write=1.0, codes=("InternalServerError",), times=1,
+        operations=frozenset({"UpdateItem"}),
+    )  # fmt: skip
+    set_server_plan(moto_server.url, lost)
+    try:
+        resumed = store.transition(campaign_id, Action.RESUME)
+        injected = server_state(moto_server.url)["injected"]
+    finally:
+        set_server_plan(moto_server.url, FaultPlan())
+
+    assert injected == {"UpdateItem:InternalServerError:after": 1}
+    assert resumed.status is CampaignStatus.RUNNING
+    assert store.require_campaign(campaign_id).status is CampaignStatus.RUNNING
