@@ -1,31 +1,15 @@
-"""Fixtures for the deployment checks: the embedded local stack (moto + Cloud API emulator
-processes), a harness on it, and the external tools (the tools virtualenv, kubectl,
-promtool, prometheus), each skipped with a reason saying how to get it when absent."""
+"""Fixtures for the deployment checks: the external tools (the tools virtualenv, kubectl,
+promtool, prometheus), each skipped with a reason saying how to get it when absent. The
+local stack and the harness come from tests/conftest.py."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sandbox.stack import LocalStack
 from tests.deploy.support import TOOLS_BIN
-from tests.harness import Harness
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with LocalStack(tmp_path_factory.mktemp("deploy-stack")) as running:
-        yield running
-
-
-@pytest.fixture
-def harness(stack: LocalStack, tmp_path: Path) -> Iterator[Harness]:
-    running = Harness(stack, tmp_path)
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="session")
