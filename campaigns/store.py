@@ -62,6 +62,18 @@ _S = {"#s": "status"}
 SHARD_PREFIX = "COUNTER#"  # counter shard items: PK = CAMPAIGN#<id>, SK = COUNTER#<k>
 COUNT_TOKEN_PREFIX = "countToken_"  # noqa: S105 (an attribute name, not a secret)
 LEASE_EXPIRED = "lease expired"
+# A unique token written with each write that must recognise itself after a lost answer:
+# a timestamp is not enough, two racers can write within the same millisecond.
+WRITE_TOKEN = "writeToken"  # noqa: S105 (an attribute name, not a secret)
+
+
+def _write_token() -> str:
+    return uuid.uuid4().hex
+
+
+def _holds_token(item: dict[str, Any] | None, token: str) -> bool:
+    """The item a refused condition returned carries our own token: our write had landed."""
+    return item is not None and deserialize(item).get(WRITE_TOKEN) == token
 
 
 def _str(value: str) -> dict[str, str]:
@@ -210,9 +222,13 @@ class DynamoStore:
         cannot both win (the loser gets ``InvalidTransition``)."""
         sources, target = TRANSITIONS[action]
         names = {"#s": "status", "#t": _TIMESTAMP_FIELD[action]}
-        stamp = self._iso_now()
-        values: dict[str, Any] = {":to": _str(target.value), ":now": _str(stamp)}
-        sets = ["#s = :to", "#t = :now"]
+        token = _write_token()
+        values: dict[str, Any] = {
+            ":to": _str(target.value),
+            ":now": _str(self._iso_now()),
+            ":tok": _str(token),
+        }
+        sets = ["#s = :to", "#t = :now", f"{WRITE_TOKEN} = :tok"]
         removes: list[str] = []
         if action is Action.PAUSE:
             sets.append("pauseReason = :r")
@@ -249,7 +265,7 @@ class DynamoStore:
                 raise CampaignNotFound(campaign_id) from None
             found = deserialize(failed.item)
             current = found.get("status", "UNKNOWN")
-            if current == target.value and found.get(names["#t"]) == stamp:
+            if _holds_token(failed.item, token):
                 # Our own write landed and its answer was lost: botocore's retry met it.
                 return campaign_from_item(failed.item)
             if current in {status.value for status in sources}:
@@ -624,63 +640,61 @@ class DynamoStore:
     def expire_lease(self, recipient: Recipient, now_s: float) -> bool:
         """A SENDING recipient whose lease expired was claimed by a process that died: it may
         or may not have been sent, so it becomes UNKNOWN (never resent automatically)."""
-        at = iso_utc(now_s)
+        token = _write_token()
         try:
             self._retrying(
                 "UpdateItem",
                 lambda: self._db.update_item(
                     TableName=self._recipients,
                     Key=recipient_key(recipient.campaign_id, recipient.phone),
-                    UpdateExpression="SET #s = :unknown, unknownReason = :r, unknownAt = :now",
+                    UpdateExpression=(
+                        f"SET #s = :unknown, unknownReason = :r, unknownAt = :now, "
+                        f"{WRITE_TOKEN} = :tok"
+                    ),
                     ConditionExpression="#s = :sending AND leaseUntil < :t",
                     ExpressionAttributeNames=_S,
                     ExpressionAttributeValues={
                         ":unknown": _str(RecipientStatus.UNKNOWN.value),
                         ":sending": _str(RecipientStatus.SENDING.value),
                         ":r": _str(LEASE_EXPIRED),
-                        ":now": _str(at),
+                        ":now": _str(iso_utc(now_s)),
                         ":t": _num(now_s),
+                        ":tok": _str(token),
                     },
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 ),
             )
         except _ConditionFailed as failed:
             # True only if it was this very write (answer lost, retried), not someone else's.
-            now = deserialize(failed.item) if failed.item else {}
-            return (
-                now.get("status") == RecipientStatus.UNKNOWN.value
-                and now.get("unknownReason") == LEASE_EXPIRED
-                and now.get("unknownAt") == at
-                and now.get("leaseOwner") == recipient.lease_owner
-            )
+            return _holds_token(failed.item, token)
         return True
 
     def requeue_unknown(self, recipient: Recipient) -> bool:
         """UNKNOWN → PENDING, for an operator who accepts the duplicate risk."""
-        stamp = self._iso_now()
+        token = _write_token()
         try:
             self._retrying(
                 "UpdateItem",
                 lambda: self._db.update_item(
                     TableName=self._recipients,
                     Key=recipient_key(recipient.campaign_id, recipient.phone),
-                    UpdateExpression="SET #s = :pending, requeuedAt = :now REMOVE leaseOwner",
+                    UpdateExpression=(
+                        f"SET #s = :pending, requeuedAt = :now, {WRITE_TOKEN} = :tok "
+                        "REMOVE leaseOwner"
+                    ),
                     ConditionExpression="#s = :unknown",
                     ExpressionAttributeNames=_S,
                     ExpressionAttributeValues={
                         ":unknown": _str(RecipientStatus.UNKNOWN.value),
                         ":pending": _str(RecipientStatus.PENDING.value),
-                        ":now": _str(stamp),
+                        ":now": _str(self._iso_now()),
+                        ":tok": _str(token),
                     },
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 ),
             )
         except _ConditionFailed as failed:
-            found = deserialize(failed.item) if failed.item else {}
-            return bool(
-                found.get("status") == RecipientStatus.PENDING.value
-                and found.get("requeuedAt") == stamp
-            )
+            return _holds_token(failed.item, token)
         return True
 
     # -- plumbing ---------------------------------------------------------------------------

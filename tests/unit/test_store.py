@@ -10,7 +10,7 @@ import pytest
 
 from campaigns.aws import dynamodb_client
 from campaigns.bulk import BulkRecipients
-from campaigns.clock import iso_utc
+from campaigns.clock import ManualClock, iso_utc
 from campaigns.dynamo import campaign_key, deserialize, recipient_key, suppression_key
 from campaigns.errors import CampaignNotFound, InvalidTransition, StoreUnavailable
 from campaigns.models import (
@@ -605,3 +605,35 @@ def test_only_an_unknown_recipient_is_requeued(dynamo_store: DynamoStore, campai
 
     assert not dynamo_store.requeue_unknown(claim.recipient)
     assert raw_recipient(dynamo_store, campaign_id)["status"] == "SENT"
+
+
+def test_a_transition_made_in_the_same_millisecond_by_another_caller_is_still_refused(
+    aws_settings: Settings, dynamo_store: DynamoStore
+) -> None:
+    # Both callers stamp the same pausedAt; only the write token tells whose write landed.
+    frozen = ManualClock()
+    first, second = (
+        DynamoStore(dynamodb_client(aws_settings), aws_settings, clock=frozen) for _ in range(2)
+    )
+    campaign_id = create(dynamo_store, CampaignStatus.RUNNING)
+
+    first.transition(campaign_id, Action.PAUSE)
+
+    with pytest.raises(InvalidTransition, match="Campaign status is PAUSED"):
+        second.transition(campaign_id, Action.PAUSE)
+
+
+def test_a_lease_expired_in_the_same_millisecond_by_another_caller_is_not_counted_twice(
+    aws_settings: Settings, dynamo_store: DynamoStore
+) -> None:
+    frozen = ManualClock()
+    first, second = (
+        DynamoStore(dynamodb_client(aws_settings), aws_settings, clock=frozen) for _ in range(2)
+    )
+    campaign_id = create(dynamo_store, CampaignStatus.RUNNING)
+    populate(dynamo_store, campaign_id, [PHONE])
+    claim = dynamo_store.claim(campaign_id, PHONE, OWNER, frozen.now() - 1).claim
+    assert claim is not None
+
+    assert first.expire_lease(claim.recipient, frozen.now())
+    assert not second.expire_lease(claim.recipient, frozen.now())
