@@ -33,7 +33,15 @@ from campaigns.logging import get_logger
 from campaigns.message import BatchMessage
 from campaigns.metrics import EngineMetrics
 from campaigns.models import Action, Campaign, CampaignStatus, Claim, PauseReason, Recipient
-from campaigns.ports import CapGuard, Clock, RateLimiter, Reservation, Sender, Store
+from campaigns.ports import (
+    CampaignStore,
+    CapGuard,
+    Clock,
+    RateLimiter,
+    Reservation,
+    Sender,
+    Store,
+)
 from campaigns.whatsapp import TemplateMessage
 
 STATUS_CACHE_S = 1.0  # pause and cancel take effect within a second (or one send)
@@ -112,6 +120,17 @@ class RetryPolicy:
         if error.retry_after_s is not None:
             computed = max(computed, error.retry_after_s)
         return min(computed, max(self.backoff_max_s, self.pair_rate_base_s**2))
+
+
+def complete_if_done(store: CampaignStore, campaign_id: str) -> Campaign | None:
+    """COMPLETED exactly once: only when no PENDING or SENDING item is left, by a conditional
+    write that only one racing caller can win. Returns the campaign if this call completed it."""
+    if store.count_statuses(campaign_id).open:
+        return None
+    try:
+        return store.transition(campaign_id, Action.COMPLETE)
+    except InvalidTransition:
+        return None
 
 
 class CampaignCache:
@@ -256,13 +275,13 @@ class BatchExecutor:
     ) -> None:
         if current is None:
             self._log.warning("recipient.missing", campaign_id=campaign_id, phone=phone)
-        elif current.lease_expired(self._clock.now()) and self._store.expire_lease(
-            current, self._clock.now()
+        elif current.lease_expired(now_s := self._clock.now()) and self._store.expire_lease(
+            current, now_s
         ):
             # Claimed by a process that died mid-send: it may or may not have been sent.
             self._metrics.unknown.inc()
             self._log.warning("recipient.lease_expired", campaign_id=campaign_id, phone=phone)
-            self._count(campaign_id, summary, unknown=1)
+            self._count(campaign_id, unknown=1)
         summary.record(phone, RecipientOutcome.SKIPPED)
 
     def _send(
@@ -353,7 +372,7 @@ class BatchExecutor:
                 result = self._store.commit_unknown(claim, exc.code, self._clock.now())
                 if result.committed:
                     self._metrics.unknown.inc()
-                    self._count(claim.recipient.campaign_id, summary, unknown=1)
+                    self._count(claim.recipient.campaign_id, unknown=1)
                 summary.record(phone, RecipientOutcome.UNKNOWN)
                 return
             self._metrics.send_duration.observe(self._clock.monotonic() - started)
@@ -363,7 +382,6 @@ class BatchExecutor:
             if result.committed:
                 self._count(
                     claim.recipient.campaign_id,
-                    summary,
                     sent=1,
                     unknown=-1 if result.was_unknown else 0,
                 )
@@ -411,7 +429,6 @@ class BatchExecutor:
         if result.committed:
             self._count(
                 claim.recipient.campaign_id,
-                summary,
                 failed=1,
                 unknown=-1 if result.was_unknown else 0,
             )
@@ -432,7 +449,6 @@ class BatchExecutor:
     def _count(
         self,
         campaign_id: str,
-        summary: BatchSummary,
         *,
         sent: int = 0,
         failed: int = 0,
@@ -441,37 +457,26 @@ class BatchExecutor:
         campaign = self._store.add_counts(
             campaign_id, sent=sent, failed=failed, unknown=unknown, slot=self._slot
         )
-        if campaign is None:
-            return
-        self._cache.put(campaign_id, campaign)
-        if campaign.status is CampaignStatus.RUNNING and campaign.pending_count == 0:
-            self._try_complete(campaign_id, summary)
+        if campaign is not None:
+            self._cache.put(campaign_id, campaign)
 
     def _complete_after_batch(self, campaign_id: str, summary: BatchSummary, log: Any) -> None:
-        """Once per batch (cheap: one read), check whether the campaign is done. With sharded
-        counters no single counter update can tell; without, this catches a last recipient
-        whose counter update raced with ours."""
-        if summary.completed_campaign:
-            return
+        """Once per batch (one read), check whether the campaign is done: the counters (summed
+        over their shards) say nothing is pending, and the items confirm it."""
         try:
             campaign = self._store.get_campaign(campaign_id)
-            if campaign is not None:
-                self._cache.put(campaign_id, campaign)
-                if campaign.status is CampaignStatus.RUNNING and campaign.pending_count == 0:
-                    self._try_complete(campaign_id, summary)
+            if campaign is None:
+                return
+            self._cache.put(campaign_id, campaign)
+            if campaign.status is not CampaignStatus.RUNNING or campaign.pending_count:
+                return
+            completed = complete_if_done(self._store, campaign_id)
         except StoreUnavailable as exc:  # the batch itself is done; reconcile completes later
             log.warning("batch.completion_check_failed", error=str(exc))
-
-    def _try_complete(self, campaign_id: str, summary: BatchSummary) -> None:
-        """COMPLETED exactly once: only when no PENDING or SENDING item is left, by a
-        conditional write that only one racing consumer can win."""
-        if self._store.count_statuses(campaign_id).open:
             return
-        try:
-            campaign = self._store.transition(campaign_id, Action.COMPLETE)
-        except InvalidTransition:
+        if completed is None:
             return
-        self._cache.put(campaign_id, campaign)
+        self._cache.put(campaign_id, completed)
         summary.completed_campaign = True
         self._log.info("campaign.completed", campaign_id=campaign_id)
 

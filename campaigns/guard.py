@@ -118,8 +118,6 @@ class DynamoCapGuard:
             if today.sealed:  # our clock lags behind a writer who already started the next day
                 day, hour, fresh = next_day(day), 0, False
                 continue
-            if today.open_hour is None:
-                self._seal(previous_day(day))
             target = max(hour, today.open_hour if today.open_hour is not None else hour)
             frozen = self._frozen_sum(day, target)
             remaining = self._cap - frozen if self._cap else None

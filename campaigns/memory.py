@@ -9,6 +9,7 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from campaigns.errors import CampaignNotFound, InvalidTransition
 from campaigns.models import (
@@ -171,17 +172,14 @@ class MemoryStore:
             self.writes += 1
             return True
 
-    def _commit(self, claim: Claim, **changes: object) -> CommitResult:
-        from_unknown = changes.pop("from_unknown", True)
+    def _commit(self, claim: Claim, *, from_unknown: bool = True, **changes: Any) -> CommitResult:
         with self._lock:
-            current = self._held(claim, or_unknown=bool(from_unknown))
+            current = self._held(claim, or_unknown=from_unknown)
             if current is None:
                 return CommitResult(committed=False)
             was_unknown = current.status is RecipientStatus.UNKNOWN
             self.recipients[(current.campaign_id, current.phone)] = replace(
-                current,
-                lease_until=None,
-                **changes,  # type: ignore[arg-type]
+                current, lease_until=None, **changes
             )
             self.writes += 1
             return CommitResult(committed=True, was_unknown=was_unknown)

@@ -93,14 +93,14 @@ class DynamoStore:
         settings: Settings,
         clock: Clock | None = None,
         commit_attempts: int = 4,
-        counter_shards: int = 1,
+        counter_shards: int | None = None,
     ) -> None:
         self._db = client
         self._campaigns = settings.campaigns_table
         self._recipients = settings.recipients_table
         self._clock: Clock = clock or SystemClock()
         self._commit_attempts = commit_attempts
-        self._shards = counter_shards if counter_shards > 1 else settings.counter_shards
+        self._shards = counter_shards or settings.counter_shards
 
     @property
     def client(self) -> DynamoDBClient:
@@ -258,7 +258,6 @@ class DynamoStore:
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 ),
-                conditional=True,
             )
         except _ConditionFailed as failed:
             if not failed.item:
@@ -361,7 +360,6 @@ class DynamoStore:
                         ExpressionAttributeNames={"#slot": name},
                         ExpressionAttributeValues={":tok": _str(value)},
                     ),
-                    conditional=True,
                 )
                 removed += 1
             except _ConditionFailed:
@@ -411,7 +409,6 @@ class DynamoStore:
                     ExpressionAttributeNames={"#c": name},
                     ExpressionAttributeValues=values,
                 ),
-                conditional=True,
             )
         except _ConditionFailed:
             return False
@@ -486,7 +483,6 @@ class DynamoStore:
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 ),
-                conditional=True,
             )
         except _ConditionFailed as failed:
             current = recipient_from_item(campaign_id, failed.item) if failed.item else None
@@ -568,27 +564,20 @@ class DynamoStore:
         return True
 
     def commit_sent(self, claim: Claim, message_id: str, now_s: float) -> CommitResult:
-        return self._commit(
-            claim,
-            RecipientStatus.SENT,
-            "messageId = :v, sentAt = :now",
-            {":v": _str(message_id), ":now": _str(iso_utc(now_s))},
-        )
+        return self._commit(claim, RecipientStatus.SENT, ("messageId", message_id), "sentAt", now_s)
 
     def commit_failed(self, claim: Claim, error_code: str, now_s: float) -> CommitResult:
         return self._commit(
-            claim,
-            RecipientStatus.FAILED,
-            "errorCode = :v, failedAt = :now",
-            {":v": _str(error_code), ":now": _str(iso_utc(now_s))},
+            claim, RecipientStatus.FAILED, ("errorCode", error_code), "failedAt", now_s
         )
 
     def commit_unknown(self, claim: Claim, reason: str, now_s: float) -> CommitResult:
         return self._commit(
             claim,
             RecipientStatus.UNKNOWN,
-            "unknownReason = :v, unknownAt = :now",
-            {":v": _str(reason), ":now": _str(iso_utc(now_s))},
+            ("unknownReason", reason),
+            "unknownAt",
+            now_s,
             from_unknown=False,
         )
 
@@ -596,8 +585,9 @@ class DynamoStore:
         self,
         claim: Claim,
         status: RecipientStatus,
-        sets: str,
-        values: dict[str, Any],
+        outcome: tuple[str, str],
+        stamp_field: str,
+        now_s: float,
         *,
         from_unknown: bool = True,
     ) -> CommitResult:
@@ -605,7 +595,10 @@ class DynamoStore:
         outcome learned after our lease expired to UNKNOWN still resolves it exactly."""
         condition = "leaseOwner = :o AND (#s = :sending"
         condition += " OR #s = :unknown)" if from_unknown else ")"
-        values = values | {
+        field, value = outcome
+        values: dict[str, Any] = {
+            ":v": _str(value),
+            ":now": _str(iso_utc(now_s)),
             ":o": _str(claim.owner),
             ":st": _str(status.value),
             ":sending": _str(RecipientStatus.SENDING.value),
@@ -618,7 +611,9 @@ class DynamoStore:
                 lambda: self._db.update_item(
                     TableName=self._recipients,
                     Key=self._key(claim),
-                    UpdateExpression=f"SET #s = :st, {sets} REMOVE leaseUntil",
+                    UpdateExpression=(
+                        f"SET #s = :st, {field} = :v, {stamp_field} = :now REMOVE leaseUntil"
+                    ),
                     ConditionExpression=condition,
                     ExpressionAttributeNames=_S,
                     ExpressionAttributeValues=values,
@@ -629,11 +624,12 @@ class DynamoStore:
         except _ConditionFailed as failed:
             # A retried write whose first answer was lost finds its own result in place.
             now = deserialize(failed.item) if failed.item else {}
-            landed = now.get("status") == status.value and now.get("leaseOwner") == claim.owner
-            field = sets.split(" = ", 1)[0]
-            if landed and now.get(field) == values[":v"]["S"]:
-                return CommitResult(committed=True)
-            return CommitResult(committed=False)
+            landed = (
+                now.get("status") == status.value
+                and now.get("leaseOwner") == claim.owner
+                and now.get(field) == value
+            )
+            return CommitResult(committed=landed)
         old = deserialize(response.get("Attributes", {})).get("status")
         return CommitResult(committed=True, was_unknown=old == RecipientStatus.UNKNOWN.value)
 
@@ -706,7 +702,7 @@ class DynamoStore:
     def _iso_now(self) -> str:
         return iso_utc(self._clock.now())
 
-    def _call(self, what: str, call: Callable[[], T], *, conditional: bool = False) -> T:
+    def _call(self, what: str, call: Callable[[], T]) -> T:
         """One request (botocore retries throttling and 5xx itself); errors translated."""
         try:
             return call()
@@ -723,7 +719,7 @@ class DynamoStore:
         delay_s = 0.2
         for attempt in range(1, self._commit_attempts + 1):
             try:
-                return self._call(what, call, conditional=True)
+                return self._call(what, call)
             except StoreUnavailable:
                 if attempt == self._commit_attempts:
                     raise

@@ -25,6 +25,7 @@ from campaigns.errors import (
     QueueUnavailable,
     StoreUnavailable,
 )
+from campaigns.executor import complete_if_done
 from campaigns.exitcodes import (
     EXIT_CONFIG,
     EXIT_DATAERR,
@@ -141,8 +142,7 @@ def _execute_batch(settings: Settings, campaign_id: str) -> dict[str, Any]:
             break
     result: dict[str, Any] = {"success": True, "processed": 0, "sent": 0, "failed": 0}
     if not phones:
-        producer = _producer(settings)
-        completed = producer.complete_if_done(campaign_id)
+        completed = complete_if_done(engine.store, campaign_id) is not None
         return result | {"paused": False, "completed": completed, "pauseReason": None}
     executor = engine.executor(TokenBucket(settings.send_rate_per_second), consumer_id())
     summary = executor.run(new_batch(campaign_id, phones))

@@ -18,6 +18,7 @@ import phonenumbers
 from campaigns.bulk import BulkRecipients
 from campaigns.clock import SystemClock, iso_utc
 from campaigns.errors import InvalidInput, InvalidTransition, QueueUnavailable
+from campaigns.executor import complete_if_done
 from campaigns.message import encode, new_batch
 from campaigns.models import (
     POPULATE_STATUSES,
@@ -234,13 +235,7 @@ class Producer:
         return batches, recipients
 
     def complete_if_done(self, campaign_id: str) -> bool:
-        if self.store.count_statuses(campaign_id).open:
-            return False
-        try:
-            self.store.transition(campaign_id, Action.COMPLETE)
-        except InvalidTransition:
-            return False
-        return True
+        return complete_if_done(self.store, campaign_id) is not None
 
     # -- repair --------------------------------------------------------------------------
 

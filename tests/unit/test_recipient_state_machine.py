@@ -51,9 +51,9 @@ class CrashingStore(MemoryStore):
             self._maybe("after_claim")
         return result
 
-    def _commit(self, claim: Any, **changes: object) -> CommitResult:
+    def _commit(self, claim: Any, *, from_unknown: bool = True, **changes: Any) -> CommitResult:
         self._maybe("before_commit")
-        result = super()._commit(claim, **changes)
+        result = super()._commit(claim, from_unknown=from_unknown, **changes)
         self._maybe("after_commit")
         return result
 
