@@ -12,7 +12,7 @@ from array import array
 from collections import Counter
 from typing import Any
 
-from campaigns.dynamo import USER_PREFIX, deserialize, serialize
+from campaigns.aws.dynamo import USER_PREFIX, deserialize, serialize
 
 _CLAUSE = re.compile(r"\b(SET|REMOVE|ADD)\b")
 

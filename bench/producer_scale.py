@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.fakeaws import FakeDynamoDB, FakeSQS
-from campaigns.bulk import BulkRecipients
-from campaigns.dynamo import recipient_key, serialize
-from campaigns.message import encode, new_batch
-from campaigns.models import Action, RecipientStatus
-from campaigns.phones import InvalidPhone, normalise
-from campaigns.queue import SqsQueue
+from campaigns.aws.bulk import BulkRecipients
+from campaigns.aws.dynamo import recipient_key, serialize
+from campaigns.aws.queue import SqsQueue
+from campaigns.aws.store import DynamoStore
+from campaigns.domain.message import encode, new_batch
+from campaigns.domain.models import Action, RecipientStatus
+from campaigns.domain.phones import InvalidPhone, normalise
+from campaigns.operator.commands import Producer
 from campaigns.settings import load_settings
-from campaigns.store import DynamoStore
-from producer.commands import Producer
 
 QUEUE_URL = "https://sqs.example/123456789012/campaign-batches"
 

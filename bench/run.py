@@ -25,21 +25,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from campaigns import aws
-from campaigns.aws import dynamodb_client, sqs_client
-from campaigns.breaker import SendBreaker
-from campaigns.clock import ManualClock, SystemClock
-from campaigns.executor import BatchExecutor
+from campaigns.aws import clients as aws
+from campaigns.aws.clients import dynamodb_client, sqs_client
+from campaigns.aws.provision import provision
+from campaigns.aws.queue import MemoryQueue
+from campaigns.domain.clock import ManualClock, SystemClock
+from campaigns.domain.message import encode, new_batch
+from campaigns.domain.models import (
+    Action,
+    Campaign,
+    CampaignStatus,
+    TemplateMessage,
+    new_campaign_id,
+)
+from campaigns.engine.breaker import SendBreaker
+from campaigns.engine.executor import BatchExecutor
+from campaigns.engine.metrics import EngineMetrics
+from campaigns.engine.ratelimit import TokenBucket, Unlimited
 from campaigns.logging import configure as configure_logs
 from campaigns.memory import FakeSender, MemoryCapGuard, MemoryStore
-from campaigns.message import encode, new_batch
-from campaigns.metrics import EngineMetrics
-from campaigns.models import Action, Campaign, CampaignStatus, new_campaign_id
-from campaigns.provision import provision
-from campaigns.queue import MemoryQueue
-from campaigns.ratelimit import TokenBucket, Unlimited
+from campaigns.meta.cloudapi import CloudApiSender
 from campaigns.settings import Settings, load_settings
-from campaigns.whatsapp import CloudApiSender, TemplateMessage
 from consumer.worker import Worker, WorkerConfig
 from sandbox.cloudapi import SandboxControl
 from sandbox.stack import SANDBOX_PHONE_NUMBER_ID, SANDBOX_TOKEN, CloudApiProcess
@@ -161,10 +167,10 @@ def seed_loop(workdir: Path, recipients: int) -> dict[str, Any]:
 
 
 def round_trips(workdir: Path, recipients: int) -> dict[str, Any]:
-    from campaigns.bulk import BulkRecipients  # noqa: PLC0415
-    from campaigns.store import DynamoStore  # noqa: PLC0415
+    from campaigns.aws.bulk import BulkRecipients  # noqa: PLC0415
+    from campaigns.aws.store import DynamoStore  # noqa: PLC0415
+    from campaigns.operator.commands import Producer  # noqa: PLC0415 (the bench's own wiring)
     from campaigns.wiring import build_engine, build_queue  # noqa: PLC0415
-    from producer.commands import Producer  # noqa: PLC0415 (the bench's own wiring)
     from sandbox.aws import MotoServer  # noqa: PLC0415
 
     calls: Counter[str] = Counter()

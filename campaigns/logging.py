@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from campaigns.phones import mask
+from campaigns.domain.phones import mask
 
 _PHONE_KEYS = frozenset({"phone", "to", "recipient"})
 _SECRET_KEYS = frozenset({"token", "access_token", "meta_access_token", "authorization"})

@@ -11,19 +11,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from campaigns.errors import CampaignNotFound, InvalidTransition
-from campaigns.models import (
+from campaigns.domain.errors import CampaignNotFound, InvalidTransition
+from campaigns.domain.models import (
     TRANSITIONS,
     Action,
     Campaign,
     Claim,
     Recipient,
     RecipientStatus,
+    SendAccepted,
     StatusCounts,
+    TemplateMessage,
     TemplateParam,
 )
 from campaigns.ports import CapUsage, ClaimResult, CommitResult, Reservation
-from campaigns.whatsapp import SendAccepted, TemplateMessage
 
 
 class MemoryStore:

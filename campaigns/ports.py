@@ -6,8 +6,15 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
-from campaigns.models import Action, Campaign, Claim, Recipient, StatusCounts
-from campaigns.whatsapp import SendAccepted, TemplateMessage
+from campaigns.domain.models import (
+    Action,
+    Campaign,
+    Claim,
+    Recipient,
+    SendAccepted,
+    StatusCounts,
+    TemplateMessage,
+)
 
 
 @dataclass(frozen=True)

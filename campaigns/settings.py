@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from campaigns.errors import ConfigError
+from campaigns.domain.errors import ConfigError
 
 # Meta's Cloud API: 80 msg/s per phone number by default, 1,000 after the automatic upgrade.
 META_MAX_RATE_PER_S = 1000.0

@@ -7,17 +7,17 @@ import socket
 import uuid
 from dataclasses import dataclass
 
-from campaigns.aws import dynamodb_client, sqs_client
-from campaigns.breaker import SendBreaker
-from campaigns.clock import SystemClock
-from campaigns.executor import BatchExecutor, CampaignCache, RetryPolicy
-from campaigns.guard import DynamoCapGuard, ShardedCapGuard
-from campaigns.metrics import EngineMetrics
+from campaigns.aws.clients import dynamodb_client, sqs_client
+from campaigns.aws.guard import DynamoCapGuard, ShardedCapGuard
+from campaigns.aws.queue import SqsQueue, resolve_queue_url
+from campaigns.aws.store import DynamoStore
+from campaigns.domain.clock import SystemClock
+from campaigns.engine.breaker import SendBreaker
+from campaigns.engine.executor import BatchExecutor, CampaignCache, RetryPolicy
+from campaigns.engine.metrics import EngineMetrics
+from campaigns.meta.cloudapi import CloudApiSender
 from campaigns.ports import CapGuard, RateLimiter
-from campaigns.queue import SqsQueue, resolve_queue_url
 from campaigns.settings import Settings
-from campaigns.store import DynamoStore
-from campaigns.whatsapp import CloudApiSender
 
 
 def consumer_id() -> str:

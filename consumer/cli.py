@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from campaigns import logging as logs
-from campaigns.breaker import SendBreaker
-from campaigns.errors import ConfigError, QueueUnavailable, StoreUnavailable
-from campaigns.exitcodes import EXIT_CONFIG, EXIT_UNAVAILABLE
-from campaigns.ratelimit import TokenBucket
+from campaigns.domain.errors import ConfigError, QueueUnavailable, StoreUnavailable
+from campaigns.domain.exitcodes import EXIT_CONFIG, EXIT_UNAVAILABLE
+from campaigns.engine.breaker import SendBreaker
+from campaigns.engine.ratelimit import TokenBucket
 from campaigns.settings import Settings, load_settings
 from campaigns.wiring import build_engine, build_queue, consumer_id
 from consumer.health import HealthServer, HealthState

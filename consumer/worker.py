@@ -18,13 +18,13 @@ from queue import Queue
 from types import FrameType
 from typing import Protocol
 
-from campaigns.breaker import SendBreaker
-from campaigns.errors import QueueUnavailable
-from campaigns.executor import BatchExecutor, BatchOutcome, BatchSummary
+from campaigns.aws.queue import ReceivedMessage, receive_backoff_s
+from campaigns.domain.errors import QueueUnavailable
+from campaigns.domain.message import UndecodableMessage, decode
+from campaigns.engine.breaker import SendBreaker
+from campaigns.engine.executor import BatchExecutor, BatchOutcome, BatchSummary
+from campaigns.engine.metrics import EngineMetrics
 from campaigns.logging import get_logger
-from campaigns.message import UndecodableMessage, decode
-from campaigns.metrics import EngineMetrics
-from campaigns.queue import ReceivedMessage, receive_backoff_s
 from consumer.health import HealthState
 
 EXIT_OK = 0

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from campaigns import logging as logs
-from campaigns.aws import dynamodb_client, sqs_client
-from campaigns.bulk import BulkRecipients
-from campaigns.errors import (
+from campaigns.aws.bulk import BulkRecipients
+from campaigns.aws.clients import dynamodb_client, sqs_client
+from campaigns.aws.provision import provision
+from campaigns.aws.store import DynamoStore
+from campaigns.domain.errors import (
     CampaignError,
     CampaignNotFound,
     ConfigError,
@@ -25,8 +27,7 @@ from campaigns.errors import (
     QueueUnavailable,
     StoreUnavailable,
 )
-from campaigns.executor import complete_if_done
-from campaigns.exitcodes import (
+from campaigns.domain.exitcodes import (
     EXIT_CONFIG,
     EXIT_DATAERR,
     EXIT_FAILURE,
@@ -34,17 +35,16 @@ from campaigns.exitcodes import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
 )
-from campaigns.message import new_batch
-from campaigns.models import Action, CampaignStatus, RecipientStatus, validate_campaign_id
-from campaigns.phones import DEFAULT_REGION
-from campaigns.provision import provision
-from campaigns.ratelimit import TokenBucket
+from campaigns.domain.message import new_batch
+from campaigns.domain.models import Action, CampaignStatus, RecipientStatus, validate_campaign_id
+from campaigns.domain.phones import DEFAULT_REGION
+from campaigns.engine.executor import complete_if_done
+from campaigns.engine.ratelimit import TokenBucket
+from campaigns.operator import dlq
+from campaigns.operator.commands import Producer
+from campaigns.operator.csvfile import FileProblem
 from campaigns.settings import Settings, load_settings
-from campaigns.store import DynamoStore
 from campaigns.wiring import build_engine, build_queue, consumer_id
-from producer import dlq
-from producer.commands import Producer
-from producer.csvfile import FileProblem
 from producer.display import progress_bar, render
 
 PROG = "campaign-producer"

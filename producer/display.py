@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from campaigns.models import Campaign
+from campaigns.domain.models import Campaign
 
 BAR_WIDTH = 30
 

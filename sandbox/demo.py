@@ -22,11 +22,11 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from campaigns.aws import dynamodb_client
-from campaigns.errors import CampaignError
-from campaigns.models import CampaignStatus
+from campaigns.aws.clients import dynamodb_client
+from campaigns.aws.store import DynamoStore
+from campaigns.domain.errors import CampaignError
+from campaigns.domain.models import CampaignStatus
 from campaigns.settings import load_settings
-from campaigns.store import DynamoStore
 from producer.display import progress_bar
 from sandbox.stack import LocalStack, StackError
 

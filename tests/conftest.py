@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from campaigns.aws import dynamodb_client, sqs_client
-from campaigns.provision import provision
+from campaigns.aws.clients import dynamodb_client, sqs_client
+from campaigns.aws.provision import provision
+from campaigns.aws.store import DynamoStore
 from campaigns.settings import Settings, load_settings
-from campaigns.store import DynamoStore
 from sandbox.aws import MotoServer
 from sandbox.stack import LocalStack
 from tests.harness import Harness

@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from campaigns.aws import dynamodb_client, sqs_client
-from campaigns.models import Campaign, Recipient
-from campaigns.queue import SqsQueue, resolve_queue_url
+from campaigns.aws.clients import dynamodb_client, sqs_client
+from campaigns.aws.queue import SqsQueue, resolve_queue_url
+from campaigns.aws.store import DynamoStore
+from campaigns.domain.models import Campaign, Recipient
 from campaigns.settings import Settings, load_settings
-from campaigns.store import DynamoStore
 from sandbox.cloudapi import AcceptedMessage, SandboxControl
 from sandbox.stack import LocalStack
 

@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from campaigns.models import CampaignStatus, RecipientStatus
+from campaigns.domain.models import CampaignStatus, RecipientStatus
 from sandbox.ddbfaults import FaultPlan, server_state, set_server_plan
 from sandbox.stack import LocalStack
 from tests.harness import Harness, counts_by_number, valid_numbers, wait_until

@@ -4,7 +4,7 @@
 
 The producer and the consumer run as they do in production, in their own process; before
 their code is imported, a handler for botocore's ``before-parameter-build`` event is
-registered on every botocore session the process creates (campaigns/aws.py makes a new
+registered on every botocore session the process creates (campaigns/aws/clients.py makes a new
 boto3 Session per client, so hooking the default session alone would miss them). Each API
 call appends one JSON line: service, operation and the resources it names (table names,
 queue names)."""

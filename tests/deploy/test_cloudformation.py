@@ -23,9 +23,9 @@ import botocore.session
 import pytest
 from botocore import xform_name
 
-from campaigns.message import encode, new_batch
-from campaigns.models import CampaignStatus
-from campaigns.provision import MAX_RECEIVE_COUNT
+from campaigns.aws.provision import MAX_RECEIVE_COUNT
+from campaigns.domain.message import encode, new_batch
+from campaigns.domain.models import CampaignStatus
 from campaigns.settings import Settings
 from sandbox.cloudapi import SandboxControl
 from sandbox.stack import LocalStack

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from campaigns.exitcodes import EXIT_CONFIG
-from campaigns.models import CampaignStatus
+from campaigns.domain.exitcodes import EXIT_CONFIG
+from campaigns.domain.models import CampaignStatus
 from tests.deploy.dockerfile import (
     Stage,
     build_context,

@@ -1,5 +1,5 @@
 """deploy/grafana and deploy/prometheus: the dashboard and the alerts name only metrics that
-exist — those the consumer registers (campaigns/metrics.py, read from a fresh registry), the
+exist — those the consumer registers (campaigns/engine/metrics.py, read from a fresh registry), the
 series Prometheus makes itself (``up``), and the queue series yet-another-cloudwatch-exporter
 makes from deploy/prometheus/yace-sqs.yml — and promtool checks and unit-tests the alerts."""
 
@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from prometheus_client import CollectorRegistry
 
-from campaigns.metrics import EngineMetrics
+from campaigns.engine.metrics import EngineMetrics
 from tests.deploy.promql import metric_names
 from tests.deploy.support import DEPLOY, ROOT, load_json
 

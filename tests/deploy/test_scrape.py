@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from campaigns.models import CampaignStatus
+from campaigns.domain.models import CampaignStatus
 from tests.deploy.support import DEPLOY, free_port
 from tests.harness import Harness, valid_numbers, wait_until
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from campaigns.models import CampaignStatus
+from campaigns.domain.models import CampaignStatus
 from tests.harness import ROOT, Harness, valid_numbers, wait_until
 
 

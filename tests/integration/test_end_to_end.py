@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 
-from campaigns.models import CampaignStatus, RecipientStatus
+from campaigns.domain.models import CampaignStatus, RecipientStatus
 from tests.harness import Harness, counts_by_number, valid_numbers, wait_until
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from campaigns.models import CampaignStatus, RecipientStatus
+from campaigns.domain.models import CampaignStatus, RecipientStatus
 from tests.harness import Harness, counts_by_number, valid_numbers
 
 CONSUMERS = 6

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 
 import requests
 
-from campaigns.errors import SendError
+from campaigns.domain.errors import SendError
+from campaigns.meta.cloudapi import CloudApiSender
 from campaigns.settings import load_settings
-from campaigns.whatsapp import CloudApiSender
 from sandbox.cloudapi import error_status
 
 # | 130429, 4, 80007 | throughput / app / WABA rate limit | retry later, slow down |

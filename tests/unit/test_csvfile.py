@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from campaigns.models import TemplateParam
-from producer.csvfile import MAX_FIELD_CHARS, FileProblem, Row, iter_rows, validate
+from campaigns.domain.models import TemplateParam
+from campaigns.operator.csvfile import MAX_FIELD_CHARS, FileProblem, Row, iter_rows, validate
 
 
 def write(tmp_path: Path, content: str | bytes, name: str = "recipients.csv") -> Path:

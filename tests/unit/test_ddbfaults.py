@@ -8,12 +8,18 @@ import time
 import pytest
 import requests
 
-from campaigns.aws import dynamodb_client
-from campaigns.clock import ManualClock, iso_utc
-from campaigns.errors import StoreUnavailable
-from campaigns.models import Action, Campaign, CampaignStatus, RecipientStatus, new_campaign_id
+from campaigns.aws.clients import dynamodb_client
+from campaigns.aws.store import DynamoStore
+from campaigns.domain.clock import ManualClock, iso_utc
+from campaigns.domain.errors import StoreUnavailable
+from campaigns.domain.models import (
+    Action,
+    Campaign,
+    CampaignStatus,
+    RecipientStatus,
+    new_campaign_id,
+)
 from campaigns.settings import Settings
-from campaigns.store import DynamoStore
 from sandbox.aws import MotoServer
 from sandbox.ddbfaults import (
     FaultDecider,

@@ -12,9 +12,22 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from campaigns.clock import ManualClock
-from campaigns.errors import AmbiguousSend, RetryableSendError, StoreUnavailable
-from campaigns.executor import (
+from campaigns.domain.clock import ManualClock
+from campaigns.domain.errors import AmbiguousSend, RetryableSendError, StoreUnavailable
+from campaigns.domain.message import BatchMessage, new_batch
+from campaigns.domain.models import (
+    Action,
+    Campaign,
+    CampaignStatus,
+    Claim,
+    Recipient,
+    RecipientStatus,
+    SendAccepted,
+    TemplateMessage,
+    TemplateParam,
+    new_campaign_id,
+)
+from campaigns.engine.executor import (
     BatchExecutor,
     BatchOutcome,
     BatchSummary,
@@ -22,22 +35,10 @@ from campaigns.executor import (
     RecipientOutcome,
     RetryPolicy,
 )
+from campaigns.engine.metrics import EngineMetrics
+from campaigns.engine.ratelimit import Unlimited
 from campaigns.memory import FakeSender, MemoryCapGuard, MemoryStore, Outcome
-from campaigns.message import BatchMessage, new_batch
-from campaigns.metrics import EngineMetrics
-from campaigns.models import (
-    Action,
-    Campaign,
-    CampaignStatus,
-    Claim,
-    Recipient,
-    RecipientStatus,
-    TemplateParam,
-    new_campaign_id,
-)
 from campaigns.ports import CommitResult, RateLimiter, Reservation
-from campaigns.ratelimit import Unlimited
-from campaigns.whatsapp import SendAccepted, TemplateMessage
 from tests.unit.meta_errors import (
     FAIL_CODES,
     HTML_502,

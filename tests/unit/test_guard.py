@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from campaigns.aws import dynamodb_client
-from campaigns.dynamo import deserialize
-from campaigns.guard import DynamoCapGuard
+from campaigns.aws.clients import dynamodb_client
+from campaigns.aws.dynamo import deserialize
+from campaigns.aws.guard import DynamoCapGuard
 from campaigns.ports import Reservation
 from campaigns.settings import Settings
 

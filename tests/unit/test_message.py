@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from campaigns.message import UndecodableMessage, decode, encode, new_batch
-from campaigns.models import new_campaign_id
+from campaigns.domain.message import UndecodableMessage, decode, encode, new_batch
+from campaigns.domain.models import new_campaign_id
 
 CAMPAIGN_ID = "cmp_2f1d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b"
 PHONES = [f"9198765432{i:02d}" for i in range(25)]

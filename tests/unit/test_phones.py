@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from campaigns.phones import InvalidPhone, mask, normalise
+from campaigns.domain.phones import InvalidPhone, mask, normalise
 
 
 @pytest.mark.parametrize(

@@ -21,10 +21,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import structlog
 
-from campaigns.aws import dynamodb_client, sqs_client
-from campaigns.dynamo import campaign_key, deserialize, recipient_key, serialize, suppression_key
-from campaigns.message import BatchMessage, decode, encode, new_batch
-from campaigns.provision import Provisioned, provision
+from campaigns.aws.clients import dynamodb_client, sqs_client
+from campaigns.aws.dynamo import (
+    campaign_key,
+    deserialize,
+    recipient_key,
+    serialize,
+    suppression_key,
+)
+from campaigns.aws.provision import Provisioned, provision
+from campaigns.domain.message import BatchMessage, decode, encode, new_batch
 from campaigns.settings import Settings, load_settings
 from producer.cli import main
 from sandbox.aws import MotoServer

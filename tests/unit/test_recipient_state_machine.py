@@ -10,22 +10,29 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from campaigns.clock import ManualClock
-from campaigns.errors import (
+from campaigns.domain.clock import ManualClock
+from campaigns.domain.errors import (
     AmbiguousSend,
     CampaignHalted,
     InvalidTransition,
     RecipientRejected,
     RetryableSendError,
 )
-from campaigns.executor import BatchExecutor, RetryPolicy
+from campaigns.domain.message import new_batch
+from campaigns.domain.models import (
+    Action,
+    Campaign,
+    CampaignStatus,
+    RecipientStatus,
+    SendAccepted,
+    TemplateMessage,
+    new_campaign_id,
+)
+from campaigns.engine.executor import BatchExecutor, RetryPolicy
+from campaigns.engine.metrics import EngineMetrics
+from campaigns.engine.ratelimit import Unlimited
 from campaigns.memory import MemoryCapGuard, MemoryStore
-from campaigns.message import new_batch
-from campaigns.metrics import EngineMetrics
-from campaigns.models import Action, Campaign, CampaignStatus, RecipientStatus, new_campaign_id
 from campaigns.ports import ClaimResult, CommitResult
-from campaigns.ratelimit import Unlimited
-from campaigns.whatsapp import SendAccepted, TemplateMessage
 
 PHONES = [f"9190000000{i:02d}" for i in range(5)]
 LEASE_S = 30.0

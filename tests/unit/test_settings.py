@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from campaigns.errors import ConfigError
+from campaigns.domain.errors import ConfigError
 from campaigns.settings import Settings, load_settings
 
 ENV_NAMES = [name.upper() for name in Settings.model_fields]

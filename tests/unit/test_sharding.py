@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from campaigns.aws import dynamodb_client
-from campaigns.clock import iso_utc
-from campaigns.guard import ShardedCapGuard
-from campaigns.models import Campaign, CampaignStatus, new_campaign_id
+from campaigns.aws.clients import dynamodb_client
+from campaigns.aws.guard import ShardedCapGuard
+from campaigns.aws.store import DynamoStore
+from campaigns.domain.clock import iso_utc
+from campaigns.domain.models import Campaign, CampaignStatus, new_campaign_id
 from campaigns.settings import Settings
-from campaigns.store import DynamoStore
 
 NOW = 1_767_261_600.0  # 2026-01-01T10:00:00Z
 

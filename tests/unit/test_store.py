@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from campaigns.aws import dynamodb_client
-from campaigns.bulk import BulkRecipients
-from campaigns.clock import ManualClock, iso_utc
-from campaigns.dynamo import campaign_key, deserialize, recipient_key, suppression_key
-from campaigns.errors import CampaignNotFound, InvalidTransition, StoreUnavailable
-from campaigns.models import (
+from campaigns.aws.bulk import BulkRecipients
+from campaigns.aws.clients import dynamodb_client
+from campaigns.aws.dynamo import campaign_key, deserialize, recipient_key, suppression_key
+from campaigns.aws.store import DynamoStore
+from campaigns.domain.clock import ManualClock, iso_utc
+from campaigns.domain.errors import CampaignNotFound, InvalidTransition, StoreUnavailable
+from campaigns.domain.models import (
     TRANSITIONS,
     Action,
     Campaign,
@@ -24,7 +25,6 @@ from campaigns.models import (
     new_campaign_id,
 )
 from campaigns.settings import Settings, load_settings
-from campaigns.store import DynamoStore
 
 OWNER = "consumer-a"
 OTHER = "consumer-b"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from campaigns.errors import (
+from campaigns.domain.errors import (
     AmbiguousSend,
     CampaignHalted,
     PairRateLimited,
@@ -21,9 +21,9 @@ from campaigns.errors import (
     SendError,
     ThrottledSendError,
 )
-from campaigns.models import TemplateParam
+from campaigns.domain.models import SendAccepted, TemplateMessage, TemplateParam
+from campaigns.meta.cloudapi import CloudApiSender, parse_retry_after
 from campaigns.settings import Settings, load_settings
-from campaigns.whatsapp import CloudApiSender, SendAccepted, TemplateMessage, parse_retry_after
 from sandbox.cloudapi import CloudApiEmulator, FaultRule
 from tests.unit.meta_errors import (
     FAIL_CODES,

@@ -8,16 +8,22 @@ from collections.abc import Sequence
 import pytest
 from structlog.testing import capture_logs
 
-from campaigns.breaker import SendBreaker
-from campaigns.clock import ManualClock
-from campaigns.errors import QueueUnavailable, RetryableSendError
-from campaigns.executor import BatchExecutor
+from campaigns.aws.queue import MemoryQueue, ReceivedMessage, receive_backoff_s
+from campaigns.domain.clock import ManualClock
+from campaigns.domain.errors import QueueUnavailable, RetryableSendError
+from campaigns.domain.message import encode, new_batch
+from campaigns.domain.models import (
+    Action,
+    Campaign,
+    CampaignStatus,
+    RecipientStatus,
+    new_campaign_id,
+)
+from campaigns.engine.breaker import SendBreaker
+from campaigns.engine.executor import BatchExecutor
+from campaigns.engine.metrics import EngineMetrics
+from campaigns.engine.ratelimit import Unlimited
 from campaigns.memory import FakeSender, MemoryCapGuard, MemoryStore
-from campaigns.message import encode, new_batch
-from campaigns.metrics import EngineMetrics
-from campaigns.models import Action, Campaign, CampaignStatus, RecipientStatus, new_campaign_id
-from campaigns.queue import MemoryQueue, ReceivedMessage, receive_backoff_s
-from campaigns.ratelimit import Unlimited
 from consumer.worker import Worker, WorkerConfig
 
 PHONES = [f"91900000{i:04d}" for i in range(6)]

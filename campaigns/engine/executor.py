@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from campaigns.breaker import SendBreaker
-from campaigns.errors import (
+from campaigns.domain.errors import (
     AmbiguousSend,
     CampaignHalted,
     InvalidTransition,
@@ -29,10 +28,19 @@ from campaigns.errors import (
     StoreUnavailable,
     ThrottledSendError,
 )
+from campaigns.domain.message import BatchMessage
+from campaigns.domain.models import (
+    Action,
+    Campaign,
+    CampaignStatus,
+    Claim,
+    PauseReason,
+    Recipient,
+    TemplateMessage,
+)
+from campaigns.engine.breaker import SendBreaker
+from campaigns.engine.metrics import EngineMetrics
 from campaigns.logging import get_logger
-from campaigns.message import BatchMessage
-from campaigns.metrics import EngineMetrics
-from campaigns.models import Action, Campaign, CampaignStatus, Claim, PauseReason, Recipient
 from campaigns.ports import (
     CampaignStore,
     CapGuard,
@@ -42,7 +50,6 @@ from campaigns.ports import (
     Sender,
     Store,
 )
-from campaigns.whatsapp import TemplateMessage
 
 STATUS_CACHE_S = 1.0  # pause and cancel take effect within a second (or one send)
 MAX_INLINE_HOLD_S = 2.0  # a longer send-storm hold defers the batch instead of waiting

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 
-from campaigns.clock import SystemClock
+from campaigns.domain.clock import SystemClock
 from campaigns.ports import Clock
 
 MIN_RATE_FRACTION = 0.05  # never slow below 5% of the configured rate
@@ -40,10 +40,6 @@ class TokenBucket:
         self._cut_rate = rate_per_s  # the rate right after the last cut
         self._cut_at = self._last - RECOVERY_S
         self._paused_until = 0.0
-
-    @property
-    def target_rate(self) -> float:
-        return self._target
 
     def current_rate(self) -> float:
         with self._lock:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from campaigns.models import PauseReason
+from campaigns.domain.models import PauseReason
 
 
 class Disposition(StrEnum):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from campaigns.dynamo import (
+from campaigns.aws.dynamo import (
     MAX_BATCH_GET,
     MAX_BATCH_WRITE,
     SUPPRESSION_PREFIX,
@@ -23,8 +23,8 @@ from campaigns.dynamo import (
     suppression_key,
     unavailable,
 )
-from campaigns.errors import CampaignNotFound, ImportLocked, InvalidInput, StoreUnavailable
-from campaigns.models import POPULATE_STATUSES, RecipientStatus, TemplateParam
+from campaigns.domain.errors import CampaignNotFound, ImportLocked, InvalidInput, StoreUnavailable
+from campaigns.domain.models import POPULATE_STATUSES, RecipientStatus, TemplateParam
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

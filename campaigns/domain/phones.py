@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import phonenumbers
 
-from campaigns.errors import InvalidInput
+from campaigns.domain.errors import InvalidInput
 
 DEFAULT_REGION = "IN"
 

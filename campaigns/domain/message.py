@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from campaigns.errors import CampaignError
-from campaigns.models import CAMPAIGN_ID_RE
+from campaigns.domain.errors import CampaignError
+from campaigns.domain.models import CAMPAIGN_ID_RE
 from campaigns.settings import MAX_BATCH_SIZE
 
 MESSAGE_VERSION = 1

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import email.utils
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import requests
 import urllib3.exceptions
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from campaigns.errorcodes import Disposition, classify, pause_reason_text
-from campaigns.errors import (
+from campaigns.domain.errors import (
     AmbiguousSend,
     CampaignHalted,
     PairRateLimited,
@@ -25,50 +23,38 @@ from campaigns.errors import (
     RetryableSendError,
     ThrottledSendError,
 )
-from campaigns.models import TemplateParam
+from campaigns.domain.models import SendAccepted, TemplateMessage
+from campaigns.meta.errorcodes import Disposition, classify, pause_reason_text
 from campaigns.settings import Settings
 
 HTTP_OK = 200
 MAX_CALLBACK_DATA = 512  # Meta's limit on biz_opaque_callback_data
 
 
-@dataclass(frozen=True)
-class TemplateMessage:
-    """What to send to one recipient."""
-
-    to: str  # E.164 digits without '+'
-    template_name: str
-    language: str
-    params: tuple[TemplateParam, ...] = ()
-    named_params: bool = False
-    callback_data: str | None = None
-
-    def to_body(self) -> dict[str, Any]:
-        template: dict[str, Any] = {"name": self.template_name, "language": {"code": self.language}}
-        if self.params:
-            parameters: list[dict[str, str]] = []
-            for param in self.params:
-                item = {"type": "text", "text": param.value}
-                if self.named_params:
-                    item["parameter_name"] = param.name
-                parameters.append(item)
-            template["components"] = [{"type": "body", "parameters": parameters}]
-        body: dict[str, Any] = {
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": "+" + self.to,
-            "type": "template",
-            "template": template,
-        }
-        if self.callback_data:
-            body["biz_opaque_callback_data"] = self.callback_data[:MAX_CALLBACK_DATA]
-        return body
-
-
-@dataclass(frozen=True)
-class SendAccepted:
-    message_id: str  # the wamid
-    message_status: str  # "accepted" or "held_for_quality_assessment"
+def template_body(message: TemplateMessage) -> dict[str, Any]:
+    """The Cloud API request body for one template message."""
+    template: dict[str, Any] = {
+        "name": message.template_name,
+        "language": {"code": message.language},
+    }
+    if message.params:
+        parameters: list[dict[str, str]] = []
+        for param in message.params:
+            item = {"type": "text", "text": param.value}
+            if message.named_params:
+                item["parameter_name"] = param.name
+            parameters.append(item)
+        template["components"] = [{"type": "body", "parameters": parameters}]
+    body: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "+" + message.to,
+        "type": "template",
+        "template": template,
+    }
+    if message.callback_data:
+        body["biz_opaque_callback_data"] = message.callback_data[:MAX_CALLBACK_DATA]
+    return body
 
 
 class _MetaMessage(BaseModel):
@@ -145,7 +131,9 @@ class CloudApiSender:
 
     def send(self, message: TemplateMessage) -> SendAccepted:
         try:
-            response = self._session.post(self._url, json=message.to_body(), timeout=self._timeout)
+            response = self._session.post(
+                self._url, json=template_body(message), timeout=self._timeout
+            )
         except requests.ConnectionError as exc:
             if _connection_never_made(exc):
                 raise RetryableSendError("META_CONNECT", type(exc).__name__) from None

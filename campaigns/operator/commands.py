@@ -15,12 +15,13 @@ from typing import Any
 
 import phonenumbers
 
-from campaigns.bulk import BulkRecipients
-from campaigns.clock import SystemClock, iso_utc
-from campaigns.errors import InvalidInput, InvalidTransition, QueueUnavailable
-from campaigns.executor import complete_if_done
-from campaigns.message import encode, new_batch
-from campaigns.models import (
+from campaigns.aws.bulk import BulkRecipients
+from campaigns.aws.queue import SqsQueue
+from campaigns.aws.store import DynamoStore
+from campaigns.domain.clock import SystemClock, iso_utc
+from campaigns.domain.errors import InvalidInput, InvalidTransition, QueueUnavailable
+from campaigns.domain.message import encode, new_batch
+from campaigns.domain.models import (
     POPULATE_STATUSES,
     Action,
     Campaign,
@@ -30,11 +31,10 @@ from campaigns.models import (
     new_campaign_id,
     validate_campaign_id,
 )
-from campaigns.phones import InvalidPhone, normalise
-from campaigns.queue import SqsQueue
+from campaigns.domain.phones import InvalidPhone, normalise
+from campaigns.engine.executor import complete_if_done
+from campaigns.operator.csvfile import iter_rows, validate
 from campaigns.settings import MAX_SQS_BATCH, Settings
-from campaigns.store import DynamoStore
-from producer.csvfile import iter_rows, validate
 
 TOTAL_EVERY = 1000  # add to totalRecipients once per this many written (one write, not 40)
 KEY_BATCH = 50  # phones per existence check: 50 recipient + 50 suppression keys = one BatchGet

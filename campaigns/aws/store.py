@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from campaigns.clock import SystemClock, iso_utc
-from campaigns.dynamo import (
+from campaigns.aws.dynamo import (
     METADATA,
     USER_PREFIX,
     campaign_from_item,
@@ -25,14 +24,15 @@ from campaigns.dynamo import (
     suppression_key,
     unavailable,
 )
-from campaigns.errors import (
+from campaigns.domain.clock import SystemClock, iso_utc
+from campaigns.domain.errors import (
     CampaignNotFound,
     ImportLocked,
     InvalidInput,
     InvalidTransition,
     StoreUnavailable,
 )
-from campaigns.models import (
+from campaigns.domain.models import (
     TRANSITIONS,
     Action,
     Campaign,

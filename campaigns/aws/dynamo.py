@@ -9,8 +9,14 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from campaigns.errors import StoreUnavailable
-from campaigns.models import Campaign, CampaignStatus, Recipient, RecipientStatus, TemplateParam
+from campaigns.domain.errors import StoreUnavailable
+from campaigns.domain.models import (
+    Campaign,
+    CampaignStatus,
+    Recipient,
+    RecipientStatus,
+    TemplateParam,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef

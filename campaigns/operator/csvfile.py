@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from campaigns.errors import InvalidInput
-from campaigns.models import TemplateParam
+from campaigns.domain.errors import InvalidInput
+from campaigns.domain.models import TemplateParam
 
 MAX_FIELD_CHARS = 1024  # a template parameter longer than this is not a parameter
 _SURROGATE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a non-UTF-8 byte

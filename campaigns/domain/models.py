@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from campaigns.errors import InvalidInput, InvalidTransition
+from campaigns.domain.errors import InvalidInput
 
 CAMPAIGN_ID_RE = re.compile(
     r"^cmp_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
@@ -30,11 +30,6 @@ class RecipientStatus(StrEnum):
     SENT = "SENT"
     FAILED = "FAILED"
     UNKNOWN = "UNKNOWN"
-
-
-TERMINAL_RECIPIENT_STATUSES = frozenset(
-    {RecipientStatus.SENT, RecipientStatus.FAILED, RecipientStatus.UNKNOWN}
-)
 
 
 class Action(StrEnum):
@@ -61,14 +56,6 @@ TRANSITIONS: Mapping[Action, tuple[frozenset[CampaignStatus], CampaignStatus]] =
 
 # Statuses in which recipients may be added to a campaign.
 POPULATE_STATUSES = frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED})
-
-
-def check_transition(current: CampaignStatus, action: Action) -> CampaignStatus:
-    """Return the status ``action`` leads to from ``current``, or raise ``InvalidTransition``."""
-    sources, target = TRANSITIONS[action]
-    if current not in sources:
-        raise InvalidTransition(current.value, action.value)
-    return target
 
 
 def new_campaign_id() -> str:
@@ -204,3 +191,21 @@ class StatusCounts:
     @property
     def open(self) -> int:
         return self[RecipientStatus.PENDING] + self[RecipientStatus.SENDING]
+
+
+@dataclass(frozen=True)
+class TemplateMessage:
+    """What to send to one recipient (the Meta adapter turns it into the request body)."""
+
+    to: str  # E.164 digits without '+'
+    template_name: str
+    language: str
+    params: tuple[TemplateParam, ...] = ()
+    named_params: bool = False
+    callback_data: str | None = None
+
+
+@dataclass(frozen=True)
+class SendAccepted:
+    message_id: str  # the wamid
+    message_status: str  # "accepted" or "held_for_quality_assessment"

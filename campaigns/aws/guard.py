@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from campaigns.dynamo import counter_key, deserialize, is_conditional_failure, unavailable
-from campaigns.errors import StoreUnavailable
+from campaigns.aws.dynamo import counter_key, deserialize, is_conditional_failure, unavailable
+from campaigns.domain.errors import StoreUnavailable
 from campaigns.ports import CapUsage, Reservation
 
 if TYPE_CHECKING:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from campaigns.message import UndecodableMessage, decode
-from campaigns.queue import ReceivedMessage, SqsQueue
+from campaigns.aws.queue import ReceivedMessage, SqsQueue
+from campaigns.domain.message import UndecodableMessage, decode
 
 PEEK_VISIBILITY_S = 10
 REDRIVE_VISIBILITY_S = 60

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from campaigns.errors import QueueUnavailable
+from campaigns.domain.errors import QueueUnavailable
 from campaigns.settings import MAX_SQS_BATCH
 
 if TYPE_CHECKING:

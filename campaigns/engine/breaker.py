@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from campaigns.clock import SystemClock
+from campaigns.domain.clock import SystemClock
 from campaigns.ports import Clock
 
 DEFAULT_THRESHOLD = 5

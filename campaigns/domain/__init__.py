@@ -1,0 +1,1 @@
+"""The domain: records and state machines, the batch message codec, errors, phone numbers."""
