@@ -1,5 +1,5 @@
 """Bulk DynamoDB access for the producer: batched existence checks and writes (BatchGetItem
-100 keys, BatchWriteItem 25 items, unprocessed entries retried), and the import lock."""
+100 keys, BatchWriteItem 25 items, unprocessed entries retried)."""
 
 from __future__ import annotations
 
@@ -14,23 +14,19 @@ from campaigns.aws.dynamo import (
     MAX_BATCH_WRITE,
     SUPPRESSION_PREFIX,
     USER_PREFIX,
-    campaign_key,
-    deserialize,
-    is_conditional_failure,
     params_to_value,
     recipient_key,
     serialize,
     suppression_key,
     unavailable,
 )
-from campaigns.domain.errors import CampaignNotFound, ImportLocked, InvalidInput, StoreUnavailable
-from campaigns.domain.models import POPULATE_STATUSES, RecipientStatus, TemplateParam
+from campaigns.domain.errors import StoreUnavailable
+from campaigns.domain.models import RecipientStatus, TemplateParam
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 UNPROCESSED_RETRIES = 8
-IMPORT_LOCK_S = 900  # an import holds the campaign this long between renewals
 
 
 class BulkRecipients:
@@ -106,62 +102,3 @@ class BulkRecipients:
                 raise StoreUnavailable("DynamoDB BatchWriteItem left items unprocessed")
             written += len(chunk)
         return written
-
-    # -- the import lock: one populate at a time, and no start/resume while it runs --------
-
-    def lock_import(self, campaign_id: str, token: str, now_s: float) -> None:
-        values: dict[str, Any] = {
-            ":t": {"S": token},
-            ":until": {"N": str(int(now_s + IMPORT_LOCK_S))},
-            ":now": {"N": str(int(now_s))},
-        }
-        statuses = []
-        for index, status in enumerate(sorted(POPULATE_STATUSES)):
-            values[f":s{index}"] = {"S": status.value}
-            statuses.append(f":s{index}")
-        try:
-            self._db.update_item(
-                TableName=self._campaigns,
-                Key=campaign_key(campaign_id),
-                UpdateExpression="SET importLock = :t, importLockUntil = :until",
-                ConditionExpression=(
-                    f"attribute_exists(PK) AND #s IN ({', '.join(statuses)}) AND "
-                    "(attribute_not_exists(importLock) OR importLock = :t "
-                    "OR importLockUntil < :now)"
-                ),
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=values,
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise unavailable(exc, "UpdateItem") from None
-            item: Any = exc.response.get("Item")
-            if not item:
-                raise CampaignNotFound(campaign_id) from None
-            data = deserialize(item)
-            if data.get("status") not in {s.value for s in POPULATE_STATUSES}:
-                raise InvalidInput(
-                    f"Campaign status is {data.get('status')}: cannot populate "
-                    "(only DRAFT or PAUSED campaigns take recipients)"
-                ) from None
-            raise ImportLocked(
-                "Another import is running for this campaign; try again when it ends"
-            ) from None
-        except BotoCoreError as exc:
-            raise unavailable(exc, "UpdateItem") from None
-
-    def unlock_import(self, campaign_id: str, token: str) -> None:
-        try:
-            self._db.update_item(
-                TableName=self._campaigns,
-                Key=campaign_key(campaign_id),
-                UpdateExpression="REMOVE importLock, importLockUntil",
-                ConditionExpression="importLock = :t",
-                ExpressionAttributeValues={":t": {"S": token}},
-            )
-        except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise unavailable(exc, "UpdateItem") from None
-        except BotoCoreError as exc:
-            raise unavailable(exc, "UpdateItem") from None

@@ -33,6 +33,7 @@ from campaigns.domain.errors import (
     StoreUnavailable,
 )
 from campaigns.domain.models import (
+    POPULATE_STATUSES,
     TRANSITIONS,
     Action,
     Campaign,
@@ -62,6 +63,7 @@ _S = {"#s": "status"}
 SHARD_PREFIX = "COUNTER#"  # counter shard items: PK = CAMPAIGN#<id>, SK = COUNTER#<k>
 COUNT_TOKEN_PREFIX = "countToken_"  # noqa: S105 (an attribute name, not a secret)
 LEASE_EXPIRED = "lease expired"
+IMPORT_LOCK_S = 900  # an import holds the campaign this long between renewals
 # A unique token written with each write that must recognise itself after a lost answer:
 # a timestamp is not enough, two racers can write within the same millisecond.
 WRITE_TOKEN = "writeToken"  # noqa: S105 (an attribute name, not a secret)
@@ -455,6 +457,65 @@ class DynamoStore:
                 | serialize({"phone": phone, "reason": reason, "createdAt": self._iso_now()}),
             ),
         )
+
+    # -- the import lock: one populate at a time, and no start/resume while it runs --------
+
+    def lock_import(self, campaign_id: str, token: str, now_s: float) -> None:
+        values: dict[str, Any] = {
+            ":t": {"S": token},
+            ":until": {"N": str(int(now_s + IMPORT_LOCK_S))},
+            ":now": {"N": str(int(now_s))},
+        }
+        statuses = []
+        for index, status in enumerate(sorted(POPULATE_STATUSES)):
+            values[f":s{index}"] = {"S": status.value}
+            statuses.append(f":s{index}")
+        try:
+            self._db.update_item(
+                TableName=self._campaigns,
+                Key=campaign_key(campaign_id),
+                UpdateExpression="SET importLock = :t, importLockUntil = :until",
+                ConditionExpression=(
+                    f"attribute_exists(PK) AND #s IN ({', '.join(statuses)}) AND "
+                    "(attribute_not_exists(importLock) OR importLock = :t "
+                    "OR importLockUntil < :now)"
+                ),
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise unavailable(exc, "UpdateItem") from None
+            item: Any = exc.response.get("Item")
+            if not item:
+                raise CampaignNotFound(campaign_id) from None
+            data = deserialize(item)
+            if data.get("status") not in {s.value for s in POPULATE_STATUSES}:
+                raise InvalidInput(
+                    f"Campaign status is {data.get('status')}: cannot populate "
+                    "(only DRAFT or PAUSED campaigns take recipients)"
+                ) from None
+            raise ImportLocked(
+                "Another import is running for this campaign; try again when it ends"
+            ) from None
+        except BotoCoreError as exc:
+            raise unavailable(exc, "UpdateItem") from None
+
+    def unlock_import(self, campaign_id: str, token: str) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._campaigns,
+                Key=campaign_key(campaign_id),
+                UpdateExpression="REMOVE importLock, importLockUntil",
+                ConditionExpression="importLock = :t",
+                ExpressionAttributeValues={":t": {"S": token}},
+            )
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise unavailable(exc, "UpdateItem") from None
+        except BotoCoreError as exc:
+            raise unavailable(exc, "UpdateItem") from None
 
     # -- recipients: the hot path ------------------------------------------------------------
 

@@ -116,7 +116,7 @@ class Producer:
             )
         validate(path)  # a whole pass first: a malformed file writes nothing
         token = uuid.uuid4().hex
-        self.bulk.lock_import(campaign_id, token, self.clock.now())
+        self.store.lock_import(campaign_id, token, self.clock.now())
         report = _PopulateReport()
         try:
             self._import(campaign_id, path, default_region, token, report)
@@ -124,7 +124,7 @@ class Producer:
             try:
                 self._count_total(campaign_id, report)  # what was written, even on failure
             finally:
-                self.bulk.unlock_import(campaign_id, token)
+                self.store.unlock_import(campaign_id, token)
         return {"success": True, **report.public()}
 
     def _import(
@@ -150,7 +150,7 @@ class Producer:
                 if report.uncounted >= TOTAL_EVERY:
                     self._count_total(campaign_id, report)
                 if time.monotonic() - renewed > LOCK_RENEW_S:
-                    self.bulk.lock_import(campaign_id, token, self.clock.now())
+                    self.store.lock_import(campaign_id, token, self.clock.now())
                     renewed = time.monotonic()
         self._flush(campaign_id, batch, report)
 
