@@ -13,8 +13,10 @@ from campaigns.aws.queue import SqsQueue, resolve_queue_url
 from campaigns.aws.store import DynamoStore
 from campaigns.domain.clock import SystemClock
 from campaigns.engine.breaker import SendBreaker
-from campaigns.engine.executor import BatchExecutor, CampaignCache, RetryPolicy
+from campaigns.engine.cache import CampaignCache
+from campaigns.engine.executor import BatchExecutor
 from campaigns.engine.metrics import EngineMetrics
+from campaigns.engine.retry import RetryPolicy
 from campaigns.meta.cloudapi import CloudApiSender
 from campaigns.ports import CapGuard, RateLimiter
 from campaigns.settings import Settings

@@ -22,8 +22,9 @@ from campaigns.aws.queue import ReceivedMessage, receive_backoff_s
 from campaigns.domain.errors import QueueUnavailable
 from campaigns.domain.message import UndecodableMessage, decode
 from campaigns.engine.breaker import SendBreaker
-from campaigns.engine.executor import BatchExecutor, BatchOutcome, BatchSummary
+from campaigns.engine.executor import BatchExecutor
 from campaigns.engine.metrics import EngineMetrics
+from campaigns.engine.outcomes import BatchOutcome, BatchSummary
 from campaigns.logging import get_logger
 from consumer.health import HealthState
 

@@ -38,7 +38,7 @@ from campaigns.domain.exitcodes import (
 from campaigns.domain.message import new_batch
 from campaigns.domain.models import Action, CampaignStatus, RecipientStatus, validate_campaign_id
 from campaigns.domain.phones import DEFAULT_REGION
-from campaigns.engine.executor import complete_if_done
+from campaigns.engine.completion import complete_if_done
 from campaigns.engine.ratelimit import TokenBucket
 from campaigns.operator import dlq
 from campaigns.operator.commands import Producer

@@ -14,8 +14,6 @@ import random
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from campaigns.domain.errors import (
@@ -39,132 +37,15 @@ from campaigns.domain.models import (
     TemplateMessage,
 )
 from campaigns.engine.breaker import SendBreaker
+from campaigns.engine.cache import CampaignCache
+from campaigns.engine.completion import complete_after_batch
 from campaigns.engine.metrics import EngineMetrics
+from campaigns.engine.outcomes import BatchOutcome, BatchSummary, RecipientOutcome
+from campaigns.engine.retry import RetryPolicy
 from campaigns.logging import get_logger
-from campaigns.ports import (
-    CampaignStore,
-    CapGuard,
-    Clock,
-    RateLimiter,
-    Reservation,
-    Sender,
-    Store,
-)
+from campaigns.ports import CapGuard, Clock, RateLimiter, Reservation, Sender, Store
 
-STATUS_CACHE_S = 1.0  # pause and cancel take effect within a second (or one send)
 MAX_INLINE_HOLD_S = 2.0  # a longer send-storm hold defers the batch instead of waiting
-
-
-class BatchOutcome(StrEnum):
-    COMPLETED = "completed"  # every recipient committed or handled elsewhere: delete
-    PAUSED = "paused"  # this batch paused the campaign (cap, auth, ...): delete
-    NOT_RUNNING = "not_running"  # the campaign is paused, cancelled or completed: delete
-    RELEASED = "released"  # stopping: recipients left PENDING, release the message
-    DEFERRED = "deferred"  # a send storm: recipients left PENDING, message back later
-    POISON = "poison"  # unknown campaign: never act on it, let it reach the DLQ
-    ERROR = "error"  # the store failed: leave the message for redelivery
-
-    @property
-    def deletes_message(self) -> bool:
-        return self in (BatchOutcome.COMPLETED, BatchOutcome.PAUSED, BatchOutcome.NOT_RUNNING)
-
-
-class RecipientOutcome(StrEnum):
-    SENT = "sent"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-    SKIPPED = "skipped"  # already handled (or being handled) elsewhere
-    RELEASED = "released"  # back to PENDING, untouched by this batch
-
-
-@dataclass
-class BatchSummary:
-    campaign_id: str
-    batch_id: str
-    outcome: BatchOutcome = BatchOutcome.COMPLETED
-    sent: int = 0
-    failed: int = 0
-    unknown: int = 0
-    skipped: int = 0
-    released: int = 0
-    pause_reason: str | None = None
-    defer_s: float = 0.0  # with DEFERRED: how long to keep the message away
-    completed_campaign: bool = False
-    outcomes: dict[str, RecipientOutcome] = field(default_factory=dict)
-
-    @property
-    def processed(self) -> int:
-        return self.sent + self.failed + self.unknown
-
-    def record(self, phone: str, outcome: RecipientOutcome) -> None:
-        self.outcomes[phone] = outcome
-        match outcome:
-            case RecipientOutcome.SENT:
-                self.sent += 1
-            case RecipientOutcome.FAILED:
-                self.failed += 1
-            case RecipientOutcome.UNKNOWN:
-                self.unknown += 1
-            case RecipientOutcome.SKIPPED:
-                self.skipped += 1
-            case RecipientOutcome.RELEASED:
-                self.released += 1
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_send_attempts: int = 3
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 30.0
-    pair_rate_base_s: float = 4.0  # Meta: retry a 131056 recipient after 4^n seconds
-
-    def delay_s(self, error: RetryableSendError, attempt: int, rng: random.Random) -> float:
-        if isinstance(error, PairRateLimited):
-            computed = self.pair_rate_base_s**attempt
-        else:
-            exp = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
-            computed = exp / 2 + rng.uniform(0, exp / 2)  # "equal jitter"
-        if error.retry_after_s is not None:
-            computed = max(computed, error.retry_after_s)
-        return min(computed, max(self.backoff_max_s, self.pair_rate_base_s**2))
-
-
-def complete_if_done(store: CampaignStore, campaign_id: str) -> Campaign | None:
-    """COMPLETED exactly once: only when no PENDING or SENDING item is left, by a conditional
-    write that only one racing caller can win. Returns the campaign if this call completed it."""
-    if store.count_statuses(campaign_id).open:
-        return None
-    try:
-        return store.transition(campaign_id, Action.COMPLETE)
-    except InvalidTransition:
-        return None
-
-
-class CampaignCache:
-    """Campaign metadata read at most once a second per campaign; shared by threads."""
-
-    def __init__(self, store: Store, clock: Clock, ttl_s: float = STATUS_CACHE_S) -> None:
-        self._store = store
-        self._clock = clock
-        self._ttl_s = ttl_s
-        self._lock = threading.Lock()
-        self._entries: dict[str, tuple[Campaign | None, float]] = {}
-
-    def get(self, campaign_id: str) -> Campaign | None:
-        now = self._clock.monotonic()
-        with self._lock:
-            entry = self._entries.get(campaign_id)
-        if entry is not None and now - entry[1] < self._ttl_s:
-            return entry[0]
-        campaign = self._store.get_campaign(campaign_id)
-        self.put(campaign_id, campaign)
-        return campaign
-
-    def put(self, campaign_id: str, campaign: Campaign | None) -> None:
-        with self._lock:
-            self._entries[campaign_id] = (campaign, self._clock.monotonic())
-            if len(self._entries) > 1000:
-                self._entries.pop(next(iter(self._entries)))
 
 
 class _Stop(Exception):
@@ -468,24 +349,14 @@ class BatchExecutor:
             self._cache.put(campaign_id, campaign)
 
     def _complete_after_batch(self, campaign_id: str, summary: BatchSummary, log: Any) -> None:
-        """Once per batch (one read), check whether the campaign is done: the counters (summed
-        over their shards) say nothing is pending, and the items confirm it."""
         try:
-            campaign = self._store.get_campaign(campaign_id)
-            if campaign is None:
-                return
-            self._cache.put(campaign_id, campaign)
-            if campaign.status is not CampaignStatus.RUNNING or campaign.pending_count:
-                return
-            completed = complete_if_done(self._store, campaign_id)
+            completed = complete_after_batch(self._store, self._cache, campaign_id)
         except StoreUnavailable as exc:  # the batch itself is done; reconcile completes later
             log.warning("batch.completion_check_failed", error=str(exc))
             return
-        if completed is None:
-            return
-        self._cache.put(campaign_id, completed)
-        summary.completed_campaign = True
-        self._log.info("campaign.completed", campaign_id=campaign_id)
+        if completed is not None:
+            summary.completed_campaign = True
+            self._log.info("campaign.completed", campaign_id=campaign_id)
 
     def _pause(
         self, campaign_id: str, reason: PauseReason, text: str, summary: BatchSummary

@@ -32,7 +32,7 @@ from campaigns.domain.models import (
     validate_campaign_id,
 )
 from campaigns.domain.phones import InvalidPhone, normalise
-from campaigns.engine.executor import complete_if_done
+from campaigns.engine.completion import complete_if_done
 from campaigns.operator.csvfile import iter_rows, validate
 from campaigns.settings import MAX_SQS_BATCH, Settings
 

@@ -27,16 +27,12 @@ from campaigns.domain.models import (
     TemplateParam,
     new_campaign_id,
 )
-from campaigns.engine.executor import (
-    BatchExecutor,
-    BatchOutcome,
-    BatchSummary,
-    CampaignCache,
-    RecipientOutcome,
-    RetryPolicy,
-)
+from campaigns.engine.cache import CampaignCache
+from campaigns.engine.executor import BatchExecutor
 from campaigns.engine.metrics import EngineMetrics
+from campaigns.engine.outcomes import BatchOutcome, BatchSummary, RecipientOutcome
 from campaigns.engine.ratelimit import Unlimited
+from campaigns.engine.retry import RetryPolicy
 from campaigns.memory import FakeSender, MemoryCapGuard, MemoryStore, Outcome
 from campaigns.ports import CommitResult, RateLimiter, Reservation
 from tests.unit.meta_errors import (

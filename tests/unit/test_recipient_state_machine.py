@@ -28,9 +28,10 @@ from campaigns.domain.models import (
     TemplateMessage,
     new_campaign_id,
 )
-from campaigns.engine.executor import BatchExecutor, RetryPolicy
+from campaigns.engine.executor import BatchExecutor
 from campaigns.engine.metrics import EngineMetrics
 from campaigns.engine.ratelimit import Unlimited
+from campaigns.engine.retry import RetryPolicy
 from campaigns.memory import MemoryCapGuard, MemoryStore
 from campaigns.ports import ClaimResult, CommitResult
 
