@@ -13,7 +13,6 @@ import contextlib
 import random
 import threading
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from campaigns.domain.errors import (
@@ -88,12 +87,7 @@ class BatchExecutor:
         self._slot = uuid.uuid4().hex[:12]  # this executor's idempotency slot for counter ADDs
         self._log = get_logger(owner=owner)
 
-    def run(
-        self,
-        message: BatchMessage,
-        stop: threading.Event | None = None,
-        heartbeat: Callable[[], None] | None = None,
-    ) -> BatchSummary:
+    def run(self, message: BatchMessage, stop: threading.Event | None = None) -> BatchSummary:
         stop = stop or threading.Event()
         summary = BatchSummary(campaign_id=message.campaign_id, batch_id=message.batch_id)
         log = self._log.bind(campaign_id=message.campaign_id, batch_id=message.batch_id)
@@ -101,8 +95,6 @@ class BatchExecutor:
             for phone in message.phones:
                 if stop.is_set():
                     raise _Stop(BatchOutcome.RELEASED)
-                if heartbeat is not None:
-                    heartbeat()
                 self._one(message.campaign_id, phone, summary, stop)
         except _Stop as stopped:
             summary.outcome = stopped.outcome
