@@ -13,7 +13,8 @@ import contextlib
 import random
 import threading
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 from campaigns.domain.errors import (
     AmbiguousSend,
@@ -33,6 +34,7 @@ from campaigns.domain.models import (
     Claim,
     PauseReason,
     Recipient,
+    SendAccepted,
     TemplateMessage,
 )
 from campaigns.engine.breaker import SendBreaker
@@ -53,6 +55,34 @@ class _Stop(Exception):
     def __init__(self, outcome: BatchOutcome) -> None:
         super().__init__(outcome.value)
         self.outcome = outcome
+
+
+# What one request to the Cloud API came to: accepted, or the error that says what to do.
+_SendResult = SendAccepted | RetryableSendError | RecipientRejected | CampaignHalted | AmbiguousSend
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """One claimed recipient being sent to: what every outcome handler needs besides the claim
+    (which changes with each attempt)."""
+
+    phone: str
+    message: TemplateMessage
+    reservation: Reservation
+    summary: BatchSummary
+    stop: threading.Event
+    log: Any  # bound to the campaign and the (masked) phone
+
+
+def _template_message(campaign: Campaign, recipient: Recipient) -> TemplateMessage:
+    return TemplateMessage(
+        to=recipient.phone,
+        template_name=campaign.template_name,
+        language=campaign.template_language,
+        params=recipient.params,
+        named_params=campaign.parameter_format == "NAMED",
+        callback_data=f"{campaign.campaign_id}:{recipient.phone}",
+    )
 
 
 class BatchExecutor:
@@ -164,6 +194,8 @@ class BatchExecutor:
             self._count(campaign_id, unknown=1)
         summary.record(phone, RecipientOutcome.SKIPPED)
 
+    # -- the send loop: pace, send, hand the answer to its handler ------------------------
+
     def _send(
         self,
         campaign: Campaign,
@@ -172,103 +204,132 @@ class BatchExecutor:
         summary: BatchSummary,
         stop: threading.Event,
     ) -> None:
-        recipient = claim.recipient
-        phone = recipient.phone
-        message = TemplateMessage(
-            to=phone,
-            template_name=campaign.template_name,
-            language=campaign.template_language,
-            params=recipient.params,
-            named_params=campaign.parameter_format == "NAMED",
-            callback_data=f"{campaign.campaign_id}:{phone}",
+        phone = claim.recipient.phone
+        flight = _InFlight(
+            phone=phone,
+            message=_template_message(campaign, claim.recipient),
+            reservation=reservation,
+            summary=summary,
+            stop=stop,
+            log=self._log.bind(campaign_id=campaign.campaign_id, phone=phone),
         )
-        log = self._log.bind(campaign_id=campaign.campaign_id, phone=phone)
-        while True:
-            self._hold_for_storm(claim, reservation, summary, stop)
-            if not self._limiter.acquire(stop):
-                self._give_back(claim, reservation, summary, refund_attempt=True)
-                raise _Stop(BatchOutcome.RELEASED)
-            started = self._clock.monotonic()
-            try:
-                accepted = self._sender.send(message)
-            except RetryableSendError as exc:
-                self._metrics.send_duration.observe(self._clock.monotonic() - started)
-                if not isinstance(exc, ThrottledSendError | PairRateLimited):
-                    self._storm(failed=True)
-                if isinstance(exc, ThrottledSendError):
-                    self._limiter.throttled(exc.retry_after_s)
-                tries = claim.recipient.tries
-                if tries >= self._policy.max_send_attempts:
-                    log.warning("recipient.retries_exhausted", code=exc.code, attempts=tries)
-                    self._fail(claim, reservation, exc.code, summary)
-                    return
-                self._metrics.retries.labels(error_code=exc.code).inc()
-                delay_s = self._policy.delay_s(exc, tries, self._rng)
-                log.info("recipient.retry", code=exc.code, attempt=tries, delay_s=delay_s)
-                if not self._clock.sleep(delay_s, stop):
-                    self._give_back(claim, reservation, summary, refund_attempt=False)
-                    raise _Stop(BatchOutcome.RELEASED) from None
-                try:
-                    extended = self._store.record_attempt(claim, self._clock.now() + self._lease_s)
-                except StoreUnavailable:
-                    # The last request was answered with an error, so nothing was accepted:
-                    # giving the recipient back is safe (and better than UNKNOWN later).
-                    with contextlib.suppress(StoreUnavailable):
-                        self._give_back(claim, reservation, summary, refund_attempt=False)
-                    raise
-                if extended is None:  # the lease was taken from us: leave it to its new state
-                    log.warning("recipient.lease_lost")
-                    self._guard.refund(reservation)
-                    summary.record(phone, RecipientOutcome.SKIPPED)
-                    return
-                claim = extended
-                continue
-            except RecipientRejected as exc:
-                self._metrics.send_duration.observe(self._clock.monotonic() - started)
-                self._storm(failed=False)
-                if not exc.classified:
-                    log.warning("recipient.unclassified_error", code=exc.code, detail=exc.detail)
-                if exc.suppress:
-                    self._store.suppress(phone, exc.code)
-                self._fail(claim, reservation, exc.code, summary)
-                return
-            except CampaignHalted as exc:
-                self._metrics.send_duration.observe(self._clock.monotonic() - started)
-                self._storm(failed=False)
-                # One expired token must not burn the whole list: the recipient stays PENDING.
-                self._store.release(claim, refund_attempt=False, halted=True)
-                self._guard.refund(reservation)
-                summary.record(phone, RecipientOutcome.RELEASED)
-                log.error("campaign.halted", code=exc.code, reason=exc.reason)
-                self._pause(
-                    claim.recipient.campaign_id, PauseReason(exc.reason), exc.detail, summary
-                )
-                raise _Stop(BatchOutcome.PAUSED) from None
-            except AmbiguousSend as exc:
-                self._metrics.send_duration.observe(self._clock.monotonic() - started)
-                self._storm(failed=True)
-                # Meta may have accepted it: keep the unit, never resend automatically.
-                log.warning("recipient.unknown", code=exc.code, detail=exc.detail)
-                result = self._store.commit_unknown(claim, exc.code, self._clock.now())
-                if result.committed:
-                    self._metrics.unknown.inc()
-                    self._count(claim.recipient.campaign_id, unknown=1)
-                summary.record(phone, RecipientOutcome.UNKNOWN)
-                return
-            self._metrics.send_duration.observe(self._clock.monotonic() - started)
-            self._metrics.sent.inc()
-            self._storm(failed=False)
-            result = self._store.commit_sent(claim, accepted.message_id, self._clock.now())
-            if result.committed:
-                self._count(
-                    claim.recipient.campaign_id,
-                    sent=1,
-                    unknown=-1 if result.was_unknown else 0,
-                )
-            else:
-                log.warning("recipient.commit_lost", message_id=accepted.message_id)
-            summary.record(phone, RecipientOutcome.SENT)
-            return
+        attempt: Claim | None = claim
+        while attempt is not None:
+            self._pace(attempt, flight)
+            result = self._try_send(flight.message)
+            attempt = self._handle(result, attempt, flight)
+
+    def _pace(self, claim: Claim, flight: _InFlight) -> None:
+        """Wait out a send storm and the rate limiter; give the recipient back if stopped."""
+        self._hold_for_storm(claim, flight)
+        if not self._limiter.acquire(flight.stop):
+            self._give_back(claim, flight, refund_attempt=True)
+            raise _Stop(BatchOutcome.RELEASED)
+
+    def _try_send(self, message: TemplateMessage) -> _SendResult:
+        started = self._clock.monotonic()
+        result: _SendResult
+        try:
+            result = self._sender.send(message)
+        except (RetryableSendError, RecipientRejected, CampaignHalted, AmbiguousSend) as exc:
+            result = exc
+        self._metrics.send_duration.observe(self._clock.monotonic() - started)
+        return result
+
+    def _handle(self, result: _SendResult, claim: Claim, flight: _InFlight) -> Claim | None:
+        """None when the recipient is done; otherwise the claim to send again with."""
+        match result:
+            case RetryableSendError():
+                return self._retryable(result, claim, flight)
+            case RecipientRejected():
+                self._rejected(result, claim, flight)
+            case CampaignHalted():
+                self._halted(result, claim, flight)
+            case AmbiguousSend():
+                self._ambiguous(result, claim, flight)
+            case SendAccepted():
+                self._accepted(result, claim, flight)
+        return None
+
+    # -- one handler per answer ----------------------------------------------------------
+
+    def _retryable(self, exc: RetryableSendError, claim: Claim, flight: _InFlight) -> Claim | None:
+        if not isinstance(exc, ThrottledSendError | PairRateLimited):
+            self._storm(failed=True)
+        if isinstance(exc, ThrottledSendError):
+            self._limiter.throttled(exc.retry_after_s)
+        tries = claim.recipient.tries
+        if tries >= self._policy.max_send_attempts:
+            flight.log.warning("recipient.retries_exhausted", code=exc.code, attempts=tries)
+            self._fail(claim, flight, exc.code)
+            return None
+        self._metrics.retries.labels(error_code=exc.code).inc()
+        delay_s = self._policy.delay_s(exc, tries, self._rng)
+        flight.log.info("recipient.retry", code=exc.code, attempt=tries, delay_s=delay_s)
+        if not self._clock.sleep(delay_s, flight.stop):
+            self._give_back(claim, flight, refund_attempt=False)
+            raise _Stop(BatchOutcome.RELEASED)
+        return self._next_attempt(claim, flight)
+
+    def _next_attempt(self, claim: Claim, flight: _InFlight) -> Claim | None:
+        """Count one more attempt on a fresh lease; None if the lease was taken from us."""
+        try:
+            extended = self._store.record_attempt(claim, self._clock.now() + self._lease_s)
+        except StoreUnavailable:
+            # The last request was answered with an error, so nothing was accepted:
+            # giving the recipient back is safe (and better than UNKNOWN later).
+            with contextlib.suppress(StoreUnavailable):
+                self._give_back(claim, flight, refund_attempt=False)
+            raise
+        if extended is None:  # the lease was taken from us: leave it to its new state
+            flight.log.warning("recipient.lease_lost")
+            self._guard.refund(flight.reservation)
+            flight.summary.record(flight.phone, RecipientOutcome.SKIPPED)
+        return extended
+
+    def _rejected(self, exc: RecipientRejected, claim: Claim, flight: _InFlight) -> None:
+        self._storm(failed=False)
+        if not exc.classified:
+            flight.log.warning("recipient.unclassified_error", code=exc.code, detail=exc.detail)
+        if exc.suppress:
+            self._store.suppress(flight.phone, exc.code)
+        self._fail(claim, flight, exc.code)
+
+    def _halted(self, exc: CampaignHalted, claim: Claim, flight: _InFlight) -> NoReturn:
+        self._storm(failed=False)
+        # One expired token must not burn the whole list: the recipient stays PENDING.
+        self._store.release(claim, refund_attempt=False, halted=True)
+        self._guard.refund(flight.reservation)
+        flight.summary.record(flight.phone, RecipientOutcome.RELEASED)
+        flight.log.error("campaign.halted", code=exc.code, reason=exc.reason)
+        self._pause(
+            claim.recipient.campaign_id, PauseReason(exc.reason), exc.detail, flight.summary
+        )
+        raise _Stop(BatchOutcome.PAUSED)
+
+    def _ambiguous(self, exc: AmbiguousSend, claim: Claim, flight: _InFlight) -> None:
+        self._storm(failed=True)
+        # Meta may have accepted it: keep the unit, never resend automatically.
+        flight.log.warning("recipient.unknown", code=exc.code, detail=exc.detail)
+        result = self._store.commit_unknown(claim, exc.code, self._clock.now())
+        if result.committed:
+            self._metrics.unknown.inc()
+            self._count(claim.recipient.campaign_id, unknown=1)
+        flight.summary.record(flight.phone, RecipientOutcome.UNKNOWN)
+
+    def _accepted(self, accepted: SendAccepted, claim: Claim, flight: _InFlight) -> None:
+        self._metrics.sent.inc()
+        self._storm(failed=False)
+        result = self._store.commit_sent(claim, accepted.message_id, self._clock.now())
+        if result.committed:
+            self._count(
+                claim.recipient.campaign_id,
+                sent=1,
+                unknown=-1 if result.was_unknown else 0,
+            )
+        else:
+            flight.log.warning("recipient.commit_lost", message_id=accepted.message_id)
+        flight.summary.record(flight.phone, RecipientOutcome.SENT)
 
     # -- storms ---------------------------------------------------------------------------
 
@@ -280,31 +341,27 @@ class BatchExecutor:
         else:
             self._breaker.success()
 
-    def _hold_for_storm(
-        self, claim: Claim, reservation: Reservation, summary: BatchSummary, stop: threading.Event
-    ) -> None:
+    def _hold_for_storm(self, claim: Claim, flight: _InFlight) -> None:
         """While Meta keeps failing, hold off: a short hold waits here; a long one gives the
         recipient back (its retry budget untouched) and defers the rest of the batch."""
         if self._breaker is None:
             return
         while (hold_s := self._breaker.wait_s()) > 0:
             if hold_s > MAX_INLINE_HOLD_S:
-                self._give_back(claim, reservation, summary, refund_attempt=True)
-                summary.defer_s = hold_s
+                self._give_back(claim, flight, refund_attempt=True)
+                flight.summary.defer_s = hold_s
                 self._log.warning("batch.deferred", reason="send storm", defer_s=round(hold_s, 1))
                 raise _Stop(BatchOutcome.DEFERRED)
-            if not self._clock.sleep(hold_s, stop):
-                self._give_back(claim, reservation, summary, refund_attempt=True)
+            if not self._clock.sleep(hold_s, flight.stop):
+                self._give_back(claim, flight, refund_attempt=True)
                 raise _Stop(BatchOutcome.RELEASED)
 
-    # -- outcomes ------------------------------------------------------------------------
+    # -- writes shared by the outcomes ---------------------------------------------------
 
-    def _fail(
-        self, claim: Claim, reservation: Reservation, code: str, summary: BatchSummary
-    ) -> None:
+    def _fail(self, claim: Claim, flight: _InFlight, code: str) -> None:
         result = self._store.commit_failed(claim, code, self._clock.now())
         # Meta answered with a rejection, so nobody was reached: refund the unit.
-        self._guard.refund(reservation)
+        self._guard.refund(flight.reservation)
         self._metrics.failed.labels(error_code=code).inc()
         if result.committed:
             self._count(
@@ -312,19 +369,12 @@ class BatchExecutor:
                 failed=1,
                 unknown=-1 if result.was_unknown else 0,
             )
-        summary.record(claim.recipient.phone, RecipientOutcome.FAILED)
+        flight.summary.record(claim.recipient.phone, RecipientOutcome.FAILED)
 
-    def _give_back(
-        self,
-        claim: Claim,
-        reservation: Reservation,
-        summary: BatchSummary,
-        *,
-        refund_attempt: bool,
-    ) -> None:
+    def _give_back(self, claim: Claim, flight: _InFlight, *, refund_attempt: bool) -> None:
         self._store.release(claim, refund_attempt=refund_attempt)
-        self._guard.refund(reservation)
-        summary.record(claim.recipient.phone, RecipientOutcome.RELEASED)
+        self._guard.refund(flight.reservation)
+        flight.summary.record(claim.recipient.phone, RecipientOutcome.RELEASED)
 
     def _count(
         self,
@@ -339,6 +389,8 @@ class BatchExecutor:
         )
         if campaign is not None:
             self._cache.put(campaign_id, campaign)
+
+    # -- the campaign ----------------------------------------------------------------------
 
     def _complete_after_batch(self, campaign_id: str, summary: BatchSummary, log: Any) -> None:
         try:
