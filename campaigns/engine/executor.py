@@ -12,14 +12,12 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
-import uuid
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from campaigns.domain.errors import (
     AmbiguousSend,
     CampaignHalted,
-    InvalidTransition,
     PairRateLimited,
     RecipientRejected,
     RetryableSendError,
@@ -28,7 +26,6 @@ from campaigns.domain.errors import (
 )
 from campaigns.domain.message import BatchMessage
 from campaigns.domain.models import (
-    Action,
     Campaign,
     CampaignStatus,
     Claim,
@@ -39,6 +36,7 @@ from campaigns.domain.models import (
 )
 from campaigns.engine.breaker import SendBreaker
 from campaigns.engine.cache import CampaignCache
+from campaigns.engine.commit import Committer
 from campaigns.engine.completion import complete_after_batch
 from campaigns.engine.metrics import EngineMetrics
 from campaigns.engine.outcomes import BatchOutcome, BatchSummary, RecipientOutcome
@@ -114,8 +112,10 @@ class BatchExecutor:
         self._cache = cache or CampaignCache(store, clock)
         self._rng = rng or random.Random()
         self._breaker = breaker
-        self._slot = uuid.uuid4().hex[:12]  # this executor's idempotency slot for counter ADDs
         self._log = get_logger(owner=owner)
+        self._commit = Committer(
+            store=store, guard=guard, clock=clock, metrics=metrics, cache=self._cache, log=self._log
+        )
 
     def run(self, message: BatchMessage, stop: threading.Event | None = None) -> BatchSummary:
         stop = stop or threading.Event()
@@ -169,7 +169,7 @@ class BatchExecutor:
             summary.record(phone, RecipientOutcome.RELEASED)
             usage = self._guard.usage(self._clock.now())
             self._metrics.cap_used.set(usage.used)
-            self._pause(
+            self._commit.pause(
                 campaign_id,
                 PauseReason.DAILY_LIMIT,
                 f"Daily limit reached: {usage.used}/{usage.limit} conversations",
@@ -191,7 +191,7 @@ class BatchExecutor:
             # Claimed by a process that died mid-send: it may or may not have been sent.
             self._metrics.unknown.inc()
             self._log.warning("recipient.lease_expired", campaign_id=campaign_id, phone=phone)
-            self._count(campaign_id, unknown=1)
+            self._commit.count(campaign_id, unknown=1)
         summary.record(phone, RecipientOutcome.SKIPPED)
 
     # -- the send loop: pace, send, hand the answer to its handler ------------------------
@@ -261,7 +261,7 @@ class BatchExecutor:
         tries = claim.recipient.tries
         if tries >= self._policy.max_send_attempts:
             flight.log.warning("recipient.retries_exhausted", code=exc.code, attempts=tries)
-            self._fail(claim, flight, exc.code)
+            self._commit.failed(claim, flight.reservation, exc.code, flight.summary)
             return None
         self._metrics.retries.labels(error_code=exc.code).inc()
         delay_s = self._policy.delay_s(exc, tries, self._rng)
@@ -283,8 +283,7 @@ class BatchExecutor:
             raise
         if extended is None:  # the lease was taken from us: leave it to its new state
             flight.log.warning("recipient.lease_lost")
-            self._guard.refund(flight.reservation)
-            flight.summary.record(flight.phone, RecipientOutcome.SKIPPED)
+            self._commit.lease_lost(flight.phone, flight.reservation, flight.summary)
         return extended
 
     def _rejected(self, exc: RecipientRejected, claim: Claim, flight: _InFlight) -> None:
@@ -293,16 +292,14 @@ class BatchExecutor:
             flight.log.warning("recipient.unclassified_error", code=exc.code, detail=exc.detail)
         if exc.suppress:
             self._store.suppress(flight.phone, exc.code)
-        self._fail(claim, flight, exc.code)
+        self._commit.failed(claim, flight.reservation, exc.code, flight.summary)
 
     def _halted(self, exc: CampaignHalted, claim: Claim, flight: _InFlight) -> NoReturn:
         self._storm(failed=False)
         # One expired token must not burn the whole list: the recipient stays PENDING.
-        self._store.release(claim, refund_attempt=False, halted=True)
-        self._guard.refund(flight.reservation)
-        flight.summary.record(flight.phone, RecipientOutcome.RELEASED)
+        self._commit.halted(claim, flight.reservation, flight.summary)
         flight.log.error("campaign.halted", code=exc.code, reason=exc.reason)
-        self._pause(
+        self._commit.pause(
             claim.recipient.campaign_id, PauseReason(exc.reason), exc.detail, flight.summary
         )
         raise _Stop(BatchOutcome.PAUSED)
@@ -311,25 +308,17 @@ class BatchExecutor:
         self._storm(failed=True)
         # Meta may have accepted it: keep the unit, never resend automatically.
         flight.log.warning("recipient.unknown", code=exc.code, detail=exc.detail)
-        result = self._store.commit_unknown(claim, exc.code, self._clock.now())
-        if result.committed:
-            self._metrics.unknown.inc()
-            self._count(claim.recipient.campaign_id, unknown=1)
-        flight.summary.record(flight.phone, RecipientOutcome.UNKNOWN)
+        self._commit.unknown(claim, exc.code, flight.summary)
 
     def _accepted(self, accepted: SendAccepted, claim: Claim, flight: _InFlight) -> None:
         self._metrics.sent.inc()
         self._storm(failed=False)
-        result = self._store.commit_sent(claim, accepted.message_id, self._clock.now())
-        if result.committed:
-            self._count(
-                claim.recipient.campaign_id,
-                sent=1,
-                unknown=-1 if result.was_unknown else 0,
-            )
-        else:
-            flight.log.warning("recipient.commit_lost", message_id=accepted.message_id)
-        flight.summary.record(flight.phone, RecipientOutcome.SENT)
+        self._commit.sent(claim, accepted.message_id, flight.summary, flight.log)
+
+    def _give_back(self, claim: Claim, flight: _InFlight, *, refund_attempt: bool) -> None:
+        self._commit.give_back(
+            claim, flight.reservation, flight.summary, refund_attempt=refund_attempt
+        )
 
     # -- storms ---------------------------------------------------------------------------
 
@@ -356,40 +345,6 @@ class BatchExecutor:
                 self._give_back(claim, flight, refund_attempt=True)
                 raise _Stop(BatchOutcome.RELEASED)
 
-    # -- writes shared by the outcomes ---------------------------------------------------
-
-    def _fail(self, claim: Claim, flight: _InFlight, code: str) -> None:
-        result = self._store.commit_failed(claim, code, self._clock.now())
-        # Meta answered with a rejection, so nobody was reached: refund the unit.
-        self._guard.refund(flight.reservation)
-        self._metrics.failed.labels(error_code=code).inc()
-        if result.committed:
-            self._count(
-                claim.recipient.campaign_id,
-                failed=1,
-                unknown=-1 if result.was_unknown else 0,
-            )
-        flight.summary.record(claim.recipient.phone, RecipientOutcome.FAILED)
-
-    def _give_back(self, claim: Claim, flight: _InFlight, *, refund_attempt: bool) -> None:
-        self._store.release(claim, refund_attempt=refund_attempt)
-        self._guard.refund(flight.reservation)
-        flight.summary.record(claim.recipient.phone, RecipientOutcome.RELEASED)
-
-    def _count(
-        self,
-        campaign_id: str,
-        *,
-        sent: int = 0,
-        failed: int = 0,
-        unknown: int = 0,
-    ) -> None:
-        campaign = self._store.add_counts(
-            campaign_id, sent=sent, failed=failed, unknown=unknown, slot=self._slot
-        )
-        if campaign is not None:
-            self._cache.put(campaign_id, campaign)
-
     # -- the campaign ----------------------------------------------------------------------
 
     def _complete_after_batch(self, campaign_id: str, summary: BatchSummary, log: Any) -> None:
@@ -401,17 +356,3 @@ class BatchExecutor:
         if completed is not None:
             summary.completed_campaign = True
             self._log.info("campaign.completed", campaign_id=campaign_id)
-
-    def _pause(
-        self, campaign_id: str, reason: PauseReason, text: str, summary: BatchSummary
-    ) -> None:
-        summary.pause_reason = text
-        try:
-            campaign = self._store.transition(campaign_id, Action.PAUSE, pause_reason=text)
-        except InvalidTransition:
-            return  # already paused (by a racing consumer) or cancelled
-        self._cache.put(campaign_id, campaign)
-        self._metrics.pauses.labels(reason=reason.value).inc()
-        self._log.warning(
-            "campaign.paused", campaign_id=campaign_id, reason=reason.value, text=text
-        )
