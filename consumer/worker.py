@@ -184,17 +184,21 @@ class Worker:
                     with self._done:
                         self._done.wait(timeout=EMPTY_POLL_PAUSE_S)
                 continue
-            if self._stop.is_set():  # received while a stop came in: hand them straight back
-                self._release([m.receipt_handle for m in messages])
-                return
-            for message in messages:
-                executor = self._idle.get_nowait()
-                with self._lock:
-                    self._in_flight[message.receipt_handle] = time.monotonic()
-                    self._busy += 1
-                threading.Thread(
-                    target=self._slot, args=(message, executor), name="batch", daemon=True
-                ).start()
+            self._dispatch(messages)
+
+    def _dispatch(self, messages: list[ReceivedMessage]) -> None:
+        """One slot thread per message (the loop asked for no more than the free slots)."""
+        if self._stop.is_set():  # received while a stop came in: hand them straight back
+            self._release([m.receipt_handle for m in messages])
+            return  # and the loop ends: the stop is never cleared
+        for message in messages:
+            executor = self._idle.get_nowait()
+            with self._lock:
+                self._in_flight[message.receipt_handle] = time.monotonic()
+                self._busy += 1
+            threading.Thread(
+                target=self._slot, args=(message, executor), name="batch", daemon=True
+            ).start()
 
     def _idle_all(self) -> bool:
         with self._lock:
