@@ -4,7 +4,7 @@ It makes no boto3 or HTTP calls of its own; its collaborators are passed in. For
 recipient, in this order, and nothing sent before its guard passed: the campaign must still
 be RUNNING; claim it (PENDING → SENDING); reserve one unit of the cap; send (paced); commit
 the outcome; count it. The order is chosen so a crash between two writes errs on the safe
-side (see docs/reliability.md).
+side (see docs/reliability.md). The writes of each outcome are in ``commit.py``.
 """
 
 from __future__ import annotations
@@ -227,6 +227,7 @@ class BatchExecutor:
             raise _Stop(BatchOutcome.RELEASED)
 
     def _try_send(self, message: TemplateMessage) -> _SendResult:
+        """The request, timed; Meta's answer or the error that says what to do with it."""
         started = self._clock.monotonic()
         result: _SendResult
         try:
