@@ -87,6 +87,91 @@ def _scrape(ports: Sequence[int]) -> dict[str, float]:
     return totals
 
 
+def _provision(env: dict[str, str]) -> str:
+    """Tables, queue and DLQ; a campaign from the CSV, started. Returns its id."""
+    created = _cli(env, "init")["created"]
+    print(f"▶ provisioned: {', '.join(created) or 'already there'}")
+    created_campaign = _cli(
+        env, "create", "--name", "Demo: sign-up confirmations",
+        "--template", "vendor_signup_confirmation",
+    )  # fmt: skip
+    campaign_id = str(created_campaign["campaignId"])
+    print(f"▶ created {campaign_id}")
+    populated = _cli(env, "populate", campaign_id, str(CSV))
+    print(
+        f"▶ populated from {CSV.name}: inserted {populated['inserted']}, "
+        f"duplicates {populated['duplicates']}, invalid {populated['invalidCount']}"
+    )
+    for bad in populated["invalid"][:3]:
+        print(f"    line {bad['line']}: {bad['value']!r} — {bad['reason']}")
+    started = _cli(env, "start", campaign_id)
+    print(f"▶ started: {started['enqueuedBatches']} batch messages enqueued")
+    return campaign_id
+
+
+def _start_consumers(
+    env: dict[str, str], workdir: Path, consumers: list[subprocess.Popen[bytes]]
+) -> tuple[list[int], list[Path]]:
+    """Start the consumers into ``consumers`` (the caller stops them); their ports and logs."""
+    ports = [_free_port() for _ in range(CONSUMERS)]
+    logs = [workdir / f"consumer-{i + 1}.log" for i in range(CONSUMERS)]
+    for port, log in zip(ports, logs, strict=True):
+        with log.open("wb") as out:
+            consumers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "consumer"],
+                    env=env | {"METRICS_PORT": str(port)},
+                    stdout=out,
+                    stderr=out,
+                )
+            )
+    print(f"▶ {CONSUMERS} consumers running (metrics on ports {', '.join(map(str, ports))})")
+    return ports, logs
+
+
+def _watch(store: DynamoStore, campaign_id: str) -> None:
+    """The progress bar, until the campaign stops running or the demo's time is up."""
+    deadline = time.monotonic() + TIMEOUT_S
+    tty = sys.stdout.isatty()
+    while True:
+        campaign = store.require_campaign(campaign_id)
+        line = progress_bar(campaign)
+        print(("\r  " + line) if tty else "  " + line, end="" if tty else "\n", flush=True)
+        if campaign.status is not CampaignStatus.RUNNING or time.monotonic() > deadline:
+            break
+        time.sleep(0.5 if tty else 2.0)
+    if tty:
+        print()
+
+
+def _print_summary(
+    final: dict[str, Any], codes: Sequence[int], logs: Sequence[Path], metrics: dict[str, float]
+) -> None:
+    print("▶ campaign summary")
+    for key in ("status", "totalRecipients", "sentCount", "failedCount", "unknownCount",
+                "pendingCount", "pauseReason", "startedAt", "completedAt"):  # fmt: skip
+        print(f"    {key:16} {final[key]}")
+    print("▶ consumers (SIGTERM → exit codes " + ", ".join(map(str, codes)) + ")")
+    for log in logs:
+        for raw in log.read_text().splitlines():
+            if '"consumer.stopped"' in raw:
+                event = json.loads(raw)
+                print(
+                    f"    {log.stem}: batches={event['batches']} sent={event['sent']} "
+                    f"failed={event['failed']} unknown={event['unknown']} "
+                    f"released={event['released']}"
+                )
+    print("▶ metrics (summed over consumers)")
+    for key in sorted(metrics):
+        if key.startswith("campaign_send_duration_seconds"):
+            continue
+        print(f"    {key} {metrics[key]:g}")
+    count = metrics.get("campaign_send_duration_seconds_count", 0.0)
+    if count:
+        mean_ms = 1000 * metrics["campaign_send_duration_seconds_sum"] / count
+        print(f"    campaign_send_duration_seconds: {count:g} sends, mean {mean_ms:.0f} ms")
+
+
 def run() -> int:
     workdir = Path(os.environ.get("DEMO_WORKDIR", ROOT / ".demo"))
     stack = LocalStack(workdir, rules=DEMO_RULES)
@@ -102,77 +187,17 @@ def run() -> int:
         print(f"  AWS endpoint {stack.aws_url}   Cloud API {stack.cloudapi_url}")
         print(f"  DAILY_CAP={env['DAILY_CAP']}  SEND_RATE_PER_SECOND={env['SEND_RATE_PER_SECOND']}"
               f" and CONSUMER_CONCURRENCY={env['CONSUMER_CONCURRENCY']} per consumer")  # fmt: skip
-        created = _cli(env, "init")["created"]
-        print(f"▶ provisioned: {', '.join(created) or 'already there'}")
-        campaign_id = _cli(
-            env, "create", "--name", "Demo: sign-up confirmations",
-            "--template", "vendor_signup_confirmation",
-        )["campaignId"]  # fmt: skip
-        print(f"▶ created {campaign_id}")
-        populated = _cli(env, "populate", campaign_id, str(CSV))
-        print(
-            f"▶ populated from {CSV.name}: inserted {populated['inserted']}, "
-            f"duplicates {populated['duplicates']}, invalid {populated['invalidCount']}"
-        )
-        for bad in populated["invalid"][:3]:
-            print(f"    line {bad['line']}: {bad['value']!r} — {bad['reason']}")
-        started = _cli(env, "start", campaign_id)
-        print(f"▶ started: {started['enqueuedBatches']} batch messages enqueued")
-        ports = [_free_port() for _ in range(CONSUMERS)]
-        logs = [stack.workdir / f"consumer-{i + 1}.log" for i in range(CONSUMERS)]
-        for port, log in zip(ports, logs, strict=True):
-            with log.open("wb") as out:
-                consumers.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "consumer"],
-                        env=env | {"METRICS_PORT": str(port)},
-                        stdout=out,
-                        stderr=out,
-                    )
-                )
-        print(f"▶ {CONSUMERS} consumers running (metrics on ports {', '.join(map(str, ports))})")
+        campaign_id = _provision(env)
+        ports, logs = _start_consumers(env, stack.workdir, consumers)
         settings = load_settings(aws_endpoint_url=stack.aws_url)
-        store = DynamoStore(dynamodb_client(settings), settings)
-        deadline = time.monotonic() + TIMEOUT_S
-        tty = sys.stdout.isatty()
-        while True:
-            campaign = store.require_campaign(campaign_id)
-            line = progress_bar(campaign)
-            print(("\r  " + line) if tty else "  " + line, end="" if tty else "\n", flush=True)
-            if campaign.status is not CampaignStatus.RUNNING or time.monotonic() > deadline:
-                break
-            time.sleep(0.5 if tty else 2.0)
-        if tty:
-            print()
+        _watch(DynamoStore(dynamodb_client(settings), settings), campaign_id)
         time.sleep(0.5)  # let the last batch's log line and metrics land
         metrics = _scrape(ports)
         for proc in consumers:
             proc.send_signal(signal.SIGTERM)
         codes = [proc.wait(timeout=40) for proc in consumers]
         final = _cli(env, "status", campaign_id)
-        print("▶ campaign summary")
-        for key in ("status", "totalRecipients", "sentCount", "failedCount", "unknownCount",
-                    "pendingCount", "pauseReason", "startedAt", "completedAt"):  # fmt: skip
-            print(f"    {key:16} {final[key]}")
-        print("▶ consumers (SIGTERM → exit codes " + ", ".join(map(str, codes)) + ")")
-        for log in logs:
-            for raw in log.read_text().splitlines():
-                if '"consumer.stopped"' in raw:
-                    event = json.loads(raw)
-                    print(
-                        f"    {log.stem}: batches={event['batches']} sent={event['sent']} "
-                        f"failed={event['failed']} unknown={event['unknown']} "
-                        f"released={event['released']}"
-                    )
-        print("▶ metrics (summed over consumers)")
-        for key in sorted(metrics):
-            if key.startswith("campaign_send_duration_seconds"):
-                continue
-            print(f"    {key} {metrics[key]:g}")
-        count = metrics.get("campaign_send_duration_seconds_count", 0.0)
-        if count:
-            mean_ms = 1000 * metrics["campaign_send_duration_seconds_sum"] / count
-            print(f"    campaign_send_duration_seconds: {count:g} sends, mean {mean_ms:.0f} ms")
+        _print_summary(final, codes, logs, metrics)
         print(f"▶ logs in {stack.workdir}")
         ok = final["status"] in (CampaignStatus.COMPLETED.value, CampaignStatus.PAUSED.value)
         return 0 if ok and all(code == 0 for code in codes) else 1
