@@ -58,20 +58,32 @@ _FAIL_SUPPRESS = {131050}  # user opted out of marketing
 HTTP_SERVER_ERROR = 500
 
 
+def _table() -> dict[int, Verdict]:
+    """Every known code's verdict; where a code sat in two groups the first group wins."""
+    groups: list[tuple[set[int], Disposition]] = [
+        (_THROTTLE, Disposition.THROTTLE),
+        (_PAIR_RATE, Disposition.PAIR_RATE),
+        (_RETRY, Disposition.RETRY),
+        (set(_PAUSE), Disposition.PAUSE),
+        (_FAIL, Disposition.FAIL),
+        (_FAIL_SUPPRESS, Disposition.FAIL_SUPPRESS),
+    ]
+    table: dict[int, Verdict] = {}
+    for codes, disposition in groups:
+        for code in codes:
+            reason = _PAUSE[code] if disposition is Disposition.PAUSE else None
+            table.setdefault(code, Verdict(disposition, reason))
+    return table
+
+
+_VERDICTS = _table()
+
+
 def classify(code: int, http_status: int) -> Verdict:
     """The engine's action for a Meta error ``code`` answered with ``http_status``."""
-    if code in _THROTTLE:
-        return Verdict(Disposition.THROTTLE)
-    if code in _PAIR_RATE:
-        return Verdict(Disposition.PAIR_RATE)
-    if code in _RETRY:
-        return Verdict(Disposition.RETRY)
-    if code in _PAUSE:
-        return Verdict(Disposition.PAUSE, _PAUSE[code])
-    if code in _FAIL:
-        return Verdict(Disposition.FAIL)
-    if code in _FAIL_SUPPRESS:
-        return Verdict(Disposition.FAIL_SUPPRESS)
+    known = _VERDICTS.get(code)
+    if known is not None:
+        return known
     # Not in the table: a server error is worth retrying, a client error fails the recipient.
     if http_status >= HTTP_SERVER_ERROR:
         return Verdict(Disposition.RETRY, classified=False)
