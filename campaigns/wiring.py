@@ -7,8 +7,10 @@ import socket
 import uuid
 from dataclasses import dataclass
 
+from campaigns.aws.bulk import BulkRecipients
 from campaigns.aws.clients import dynamodb_client, sqs_client
 from campaigns.aws.guard import DynamoCapGuard, ShardedCapGuard
+from campaigns.aws.provision import Provisioned, provision
 from campaigns.aws.queue import SqsQueue, resolve_queue_url
 from campaigns.aws.store import DynamoStore
 from campaigns.domain.clock import SystemClock
@@ -16,6 +18,7 @@ from campaigns.engine.breaker import SendBreaker
 from campaigns.engine.executor import BatchExecutor, CampaignCache, RetryPolicy
 from campaigns.engine.metrics import EngineMetrics
 from campaigns.meta.cloudapi import CloudApiSender
+from campaigns.operator.commands import Producer
 from campaigns.ports import CapGuard, RateLimiter
 from campaigns.settings import Settings
 
@@ -94,3 +97,19 @@ def build_queue(settings: Settings, dead_letter: bool = False) -> SqsQueue:
     name = settings.dlq_name if dead_letter else settings.campaign_queue_name
     url = None if dead_letter else settings.campaign_queue_url
     return SqsQueue(client, resolve_queue_url(client, name, url))
+
+
+def build_operator(settings: Settings) -> Producer:
+    """The operator core on DynamoDB and SQS (the queue is resolved on first use)."""
+    db = dynamodb_client(settings)
+    return Producer(
+        settings=settings,
+        store=DynamoStore(db, settings),
+        bulk=BulkRecipients(db, settings.campaigns_table, settings.recipients_table),
+        queue_factory=lambda: build_queue(settings),
+    )
+
+
+def provision_resources(settings: Settings) -> Provisioned:
+    """``init``: the tables, the queue and its DLQ, created if missing."""
+    return provision(dynamodb_client(settings), sqs_client(settings), settings)

@@ -14,10 +14,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from campaigns import logging as logs
-from campaigns.aws.bulk import BulkRecipients
-from campaigns.aws.clients import dynamodb_client, sqs_client
-from campaigns.aws.provision import provision
-from campaigns.aws.store import DynamoStore
 from campaigns.domain.errors import (
     CampaignError,
     CampaignNotFound,
@@ -44,7 +40,13 @@ from campaigns.operator import dlq
 from campaigns.operator.commands import Producer
 from campaigns.operator.csvfile import FileProblem
 from campaigns.settings import Settings, load_settings
-from campaigns.wiring import build_engine, build_queue, consumer_id
+from campaigns.wiring import (
+    build_engine,
+    build_operator,
+    build_queue,
+    consumer_id,
+    provision_resources,
+)
 from producer.display import progress_bar, render
 
 PROG = "campaign-producer"
@@ -117,17 +119,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _producer(settings: Settings) -> Producer:
-    db = dynamodb_client(settings)
-    store = DynamoStore(db, settings)
-    return Producer(
-        settings=settings,
-        store=store,
-        bulk=BulkRecipients(db, settings.campaigns_table, settings.recipients_table),
-        queue_factory=lambda: build_queue(settings),
-    )
-
-
 def _execute_batch(settings: Settings, campaign_id: str) -> dict[str, Any]:
     if not settings.meta_access_token.get_secret_value() or not settings.meta_phone_number_id:
         raise ConfigError("invalid META_ACCESS_TOKEN / META_PHONE_NUMBER_ID: must be set")
@@ -180,10 +171,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     logs.configure(settings.log_format, settings.log_level)
     if args.command == "execute-batch":
         return _execute_batch(settings, args.campaign_id)
-    producer = _producer(settings)
+    producer = build_operator(settings)
     match args.command:
         case "init":
-            done = provision(producer.store.client, sqs_client(settings), settings)
+            done = provision_resources(settings)
             return {
                 "success": True,
                 "campaignsTable": done.campaigns_table,

@@ -15,9 +15,6 @@ from typing import Any
 
 import phonenumbers
 
-from campaigns.aws.bulk import BulkRecipients
-from campaigns.aws.queue import SqsQueue
-from campaigns.aws.store import DynamoStore
 from campaigns.domain.clock import SystemClock, iso_utc
 from campaigns.domain.errors import InvalidInput, InvalidTransition, QueueUnavailable
 from campaigns.domain.message import encode, new_batch
@@ -34,6 +31,7 @@ from campaigns.domain.models import (
 from campaigns.domain.phones import InvalidPhone, normalise
 from campaigns.engine.executor import complete_if_done
 from campaigns.operator.csvfile import iter_rows, validate
+from campaigns.ports import Clock, OperatorStore, RecipientBulk, SendQueue
 from campaigns.settings import MAX_SQS_BATCH, Settings
 
 TOTAL_EVERY = 1000  # add to totalRecipients once per this many written (one write, not 40)
@@ -47,14 +45,14 @@ COUNT_TOKEN_IDLE_S = 3600.0  # a batch thread's counter token idle this long is 
 @dataclass
 class Producer:
     settings: Settings
-    store: DynamoStore
-    bulk: BulkRecipients
-    queue_factory: Callable[[], SqsQueue]
-    clock: SystemClock = field(default_factory=SystemClock)
-    _queue: SqsQueue | None = None
+    store: OperatorStore
+    bulk: RecipientBulk
+    queue_factory: Callable[[], SendQueue]
+    clock: Clock = field(default_factory=SystemClock)
+    _queue: SendQueue | None = None
 
     @property
-    def queue(self) -> SqsQueue:
+    def queue(self) -> SendQueue:
         if self._queue is None:
             self._queue = self.queue_factory()
         return self._queue

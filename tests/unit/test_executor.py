@@ -12,7 +12,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from campaigns.domain.clock import ManualClock
 from campaigns.domain.errors import AmbiguousSend, RetryableSendError, StoreUnavailable
 from campaigns.domain.message import BatchMessage, new_batch
 from campaigns.domain.models import (
@@ -36,8 +35,14 @@ from campaigns.engine.executor import (
     RetryPolicy,
 )
 from campaigns.engine.metrics import EngineMetrics
-from campaigns.engine.ratelimit import Unlimited
-from campaigns.memory import FakeSender, MemoryCapGuard, MemoryStore, Outcome
+from campaigns.memory import (
+    FakeSender,
+    ManualClock,
+    MemoryCapGuard,
+    MemoryStore,
+    Outcome,
+    Unlimited,
+)
 from campaigns.ports import CommitResult, RateLimiter, Reservation
 from tests.unit.meta_errors import (
     FAIL_CODES,

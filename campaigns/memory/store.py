@@ -1,41 +1,57 @@
-"""In-memory adapters of every port, with the same semantics as the real ones.
-
-Unit tests use these (fakes with lists you can assert on), not mocks of boto3.
-"""
+"""The in-memory store: ``campaigns.ports.Store`` (the executor's) and ``OperatorStore`` (the
+operator core's), with the DynamoDB store's semantics; tests/contract holds them together."""
 
 from __future__ import annotations
 
-import itertools
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
-from campaigns.domain.errors import CampaignNotFound, InvalidTransition
+from campaigns.domain.clock import SystemClock
+from campaigns.domain.errors import (
+    CampaignNotFound,
+    ImportLocked,
+    InvalidInput,
+    InvalidTransition,
+)
 from campaigns.domain.models import (
+    POPULATE_STATUSES,
     TRANSITIONS,
     Action,
     Campaign,
     Claim,
     Recipient,
     RecipientStatus,
-    SendAccepted,
     StatusCounts,
-    TemplateMessage,
     TemplateParam,
 )
-from campaigns.ports import CapUsage, ClaimResult, CommitResult, Reservation
+from campaigns.ports import ClaimResult, Clock, CommitResult
+
+IMPORT_LOCK_S = 900  # as the DynamoDB store: an import holds the campaign this long
+COUNTERS = {
+    "sentCount": "sent_count",
+    "failedCount": "failed_count",
+    "unknownCount": "unknown_count",
+    "totalRecipients": "total_recipients",
+}
 
 
 class MemoryStore:
-    """Implements ``campaigns.ports.Store``; one lock stands in for DynamoDB's item atomicity."""
+    """One lock stands in for DynamoDB's item atomicity. ``campaigns``, ``recipients`` and
+    ``suppressed`` are plain dicts a test may read (or arrange) directly."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None, counter_shards: int = 1) -> None:
         self._lock = threading.RLock()
+        self._clock: Clock = clock or SystemClock()
+        self._shards = counter_shards
         self.campaigns: dict[str, Campaign] = {}
         self.recipients: dict[tuple[str, str], Recipient] = {}
         self.suppressed: dict[str, str] = {}
+        self.import_locks: dict[str, tuple[str, int]] = {}  # campaign -> (token, until_s)
+        self.count_tokens: dict[str, dict[str, str]] = {}  # campaign -> slot -> "<s>:<hex>"
         self.writes = 0
+        self._lost_answers = 0
 
     # -- setup helpers for tests ---------------------------------------------------------
 
@@ -61,11 +77,49 @@ class MemoryStore:
         with self._lock:
             return self.recipients[(campaign_id, phone)]
 
-    # -- CampaignStore -------------------------------------------------------------------
+    def import_lock(self, campaign_id: str) -> str | None:
+        """The token of the import holding the campaign (expired or not), if any."""
+        with self._lock:
+            held = self.import_locks.get(campaign_id)
+            return held[0] if held else None
+
+    def lose_next_answer(self) -> None:
+        """The next counter ADD lands but its answer is lost, so it is retried as sent (the
+        case DynamoDB's idempotency slot exists for)."""
+        with self._lock:
+            self._lost_answers += 1
+
+    # -- campaigns -----------------------------------------------------------------------
+
+    def create_campaign(self, campaign: Campaign) -> Campaign:
+        with self._lock:
+            if campaign.campaign_id in self.campaigns:
+                raise InvalidInput(f"Campaign already exists: {campaign.campaign_id}")
+            self.campaigns[campaign.campaign_id] = Campaign(
+                campaign_id=campaign.campaign_id,
+                name=campaign.name,
+                template_name=campaign.template_name,
+                template_language=campaign.template_language,
+                status=campaign.status,
+                parameter_format=campaign.parameter_format,
+                created_at=campaign.created_at,
+            )
+            self.writes += 1
+            return campaign
 
     def get_campaign(self, campaign_id: str) -> Campaign | None:
         with self._lock:
             return self.campaigns.get(campaign_id)
+
+    def require_campaign(self, campaign_id: str) -> Campaign:
+        campaign = self.get_campaign(campaign_id)
+        if campaign is None:
+            raise CampaignNotFound(campaign_id)
+        return campaign
+
+    def list_campaigns(self) -> list[Campaign]:
+        with self._lock:
+            return sorted(self.campaigns.values(), key=lambda c: c.created_at or "")
 
     def transition(
         self, campaign_id: str, action: Action, *, pause_reason: str | None = None
@@ -106,9 +160,44 @@ class MemoryStore:
                 failed_count=campaign.failed_count + failed,
                 unknown_count=campaign.unknown_count + unknown,
             )
+            if self._lost_answers:  # it landed, the answer was lost: the retry lands again
+                self._lost_answers -= 1
+                updated = replace(
+                    updated,
+                    sent_count=updated.sent_count + sent,
+                    failed_count=updated.failed_count + failed,
+                    unknown_count=updated.unknown_count + unknown,
+                )
             self.campaigns[campaign_id] = updated
             self.writes += 1
-            return updated
+            return None if self._shards > 1 else updated
+
+    def prune_count_tokens(self, campaign_id: str, older_than_s: float) -> int:
+        with self._lock:
+            tokens = self.count_tokens.get(campaign_id, {})
+            cutoff = self._clock.now() - older_than_s
+            stale = [slot for slot, token in tokens.items() if float(token.split(":")[0]) < cutoff]
+            for slot in stale:
+                del tokens[slot]
+            return len(stale)
+
+    def add_total(self, campaign_id: str, inserted: int) -> None:
+        with self._lock:
+            campaign = self.require_campaign(campaign_id)
+            self.campaigns[campaign_id] = replace(
+                campaign, total_recipients=campaign.total_recipients + inserted
+            )
+            self.writes += 1
+
+    def set_counter(self, campaign_id: str, name: str, expected: int | None, value: int) -> bool:
+        with self._lock:
+            campaign = self.campaigns.get(campaign_id)
+            if campaign is None or getattr(campaign, COUNTERS[name]) != (expected or 0):
+                return False
+            changes: dict[str, Any] = {COUNTERS[name]: value}
+            self.campaigns[campaign_id] = replace(campaign, **changes)
+            self.writes += 1
+            return True
 
     def count_statuses(self, campaign_id: str) -> StatusCounts:
         with self._lock:
@@ -118,11 +207,47 @@ class MemoryStore:
                     counts[recipient.status] = counts.get(recipient.status, 0) + 1
             return StatusCounts(counts)
 
+    def iter_recipients(
+        self, campaign_id: str, status: RecipientStatus | None = None
+    ) -> Iterator[Recipient]:
+        """In phone order, as DynamoDB's sort key returns them (a snapshot)."""
+        with self._lock:
+            found = sorted(
+                (r for (cid, _), r in self.recipients.items() if cid == campaign_id),
+                key=lambda r: r.phone,
+            )
+        return iter([r for r in found if status is None or r.status is status])
+
     def suppress(self, phone: str, reason: str) -> None:
         with self._lock:
             self.suppressed[phone] = reason
+            self.writes += 1
 
-    # -- RecipientStore ------------------------------------------------------------------
+    # -- the import lock -------------------------------------------------------------------
+
+    def lock_import(self, campaign_id: str, token: str, now_s: float) -> None:
+        with self._lock:
+            campaign = self.require_campaign(campaign_id)
+            held = self.import_locks.get(campaign_id)
+            if campaign.status not in POPULATE_STATUSES:
+                raise InvalidInput(
+                    f"Campaign status is {campaign.status.value}: cannot populate "
+                    "(only DRAFT or PAUSED campaigns take recipients)"
+                )
+            if held is not None and held[0] != token and held[1] >= int(now_s):
+                raise ImportLocked(
+                    "Another import is running for this campaign; try again when it ends"
+                )
+            self.import_locks[campaign_id] = (token, int(now_s + IMPORT_LOCK_S))
+            self.writes += 1
+
+    def unlock_import(self, campaign_id: str, token: str) -> None:
+        with self._lock:
+            held = self.import_locks.get(campaign_id)
+            if held is not None and held[0] == token:
+                del self.import_locks[campaign_id]
+
+    # -- recipients: the hot path ----------------------------------------------------------
 
     def claim(self, campaign_id: str, phone: str, owner: str, lease_until: float) -> ClaimResult:
         with self._lock:
@@ -204,69 +329,15 @@ class MemoryStore:
             self.writes += 1
             return True
 
-
-class MemoryCapGuard:
-    """A moving-window cap over hour buckets, like the DynamoDB guard (without the items)."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self._lock = threading.Lock()
-        self._hours: dict[int, int] = {}
-        self.refunds = 0
-
-    def _window(self, hour: int) -> int:
-        return sum(n for h, n in self._hours.items() if hour - 24 <= h <= hour)
-
-    def reserve(self, now_s: float) -> Reservation | None:
-        hour = int(now_s // 3600)
+    def requeue_unknown(self, recipient: Recipient) -> bool:
         with self._lock:
-            used = self._window(hour)
-            if self.cap and used >= self.cap:
-                return None
-            self._hours[hour] = self._hours.get(hour, 0) + 1
-            return Reservation(bucket="memory", hour=hour, used=used + 1, limit=self.cap)
+            key = (recipient.campaign_id, recipient.phone)
+            current = self.recipients.get(key)
+            if current is None or current.status is not RecipientStatus.UNKNOWN:
+                return False
+            self.recipients[key] = replace(
+                current, status=RecipientStatus.PENDING, lease_owner=None
+            )
+            self.writes += 1
+            return True
 
-    def refund(self, reservation: Reservation) -> None:
-        with self._lock:
-            if self._hours.get(reservation.hour, 0) > 0:
-                self._hours[reservation.hour] -= 1
-                self.refunds += 1
-
-    def usage(self, now_s: float) -> CapUsage:
-        with self._lock:
-            return CapUsage(used=self._window(int(now_s // 3600)), limit=self.cap)
-
-
-Outcome = SendAccepted | Exception
-
-
-@dataclass
-class FakeSender:
-    """Answers from a script per phone (a list consumed in order; the last one repeats), else
-    accepts. ``sent`` records every request made, in order."""
-
-    script: dict[str, list[Outcome]] = field(default_factory=dict)
-    default: Callable[[TemplateMessage], Outcome] | None = None
-    sent: list[TemplateMessage] = field(default_factory=list)
-    accepted: list[tuple[str, str]] = field(default_factory=list)  # (phone, wamid)
-    _ids: Iterator[int] = field(default_factory=itertools.count)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def send(self, message: TemplateMessage) -> SendAccepted:
-        with self._lock:
-            self.sent.append(message)
-            queue = self.script.get(message.to)
-            if queue:
-                outcome = queue.pop(0) if len(queue) > 1 else queue[0]
-            elif self.default is not None:
-                outcome = self.default(message)
-            else:
-                outcome = SendAccepted(f"wamid.fake{next(self._ids)}", "accepted")
-            if isinstance(outcome, Exception):
-                raise outcome
-            self.accepted.append((message.to, outcome.message_id))
-            return outcome
-
-    def requests_for(self, phone: str) -> int:
-        with self._lock:
-            return sum(1 for m in self.sent if m.to == phone)
