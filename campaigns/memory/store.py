@@ -4,17 +4,13 @@ operator core's), with the DynamoDB store's semantics; tests/contract holds them
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from campaigns.domain.clock import SystemClock
-from campaigns.domain.errors import (
-    CampaignNotFound,
-    ImportLocked,
-    InvalidInput,
-    InvalidTransition,
-)
+from campaigns.domain.clock import SystemClock, iso_utc
+from campaigns.domain.errors import CampaignNotFound, ImportLocked, InvalidInput, InvalidTransition
 from campaigns.domain.models import (
     POPULATE_STATUSES,
     TRANSITIONS,
@@ -29,6 +25,13 @@ from campaigns.domain.models import (
 from campaigns.ports import ClaimResult, Clock, CommitResult
 
 IMPORT_LOCK_S = 900  # as the DynamoDB store: an import holds the campaign this long
+LEASE_EXPIRED = "lease expired"
+STAMPS = {
+    Action.START: "started_at",
+    Action.PAUSE: "paused_at",
+    Action.CANCEL: "cancelled_at",
+    Action.COMPLETE: "completed_at",
+}
 COUNTERS = {
     "sentCount": "sent_count",
     "failedCount": "failed_count",
@@ -131,12 +134,25 @@ class MemoryStore:
             sources, target = TRANSITIONS[action]
             if campaign.status not in sources:
                 raise InvalidTransition(campaign.status.value, action.value)
+            held = self.import_locks.get(campaign_id)
+            if (
+                action in (Action.START, Action.RESUME)
+                and held
+                and held[1] >= int(self._clock.now())
+            ):
+                # Not while a populate is writing: its late recipients would never be enqueued.
+                raise ImportLocked(
+                    f"Campaign is being populated: cannot {action.value} until the import ends"
+                )
             reason = None
             if action is Action.PAUSE:
                 reason = pause_reason or "Paused by operator"
             elif action is Action.CANCEL:
                 reason = campaign.pause_reason
-            updated = replace(campaign, status=target, pause_reason=reason)
+            changes: dict[str, Any] = {"status": target, "pause_reason": reason}
+            if action in STAMPS:
+                changes[STAMPS[action]] = iso_utc(self._clock.now())
+            updated = replace(campaign, **changes)
             self.campaigns[campaign_id] = updated
             self.writes += 1
             return updated
@@ -150,27 +166,45 @@ class MemoryStore:
         unknown: int = 0,
         slot: str | None = None,
     ) -> Campaign | None:
+        if not (sent or failed or unknown):
+            return self.get_campaign(campaign_id)
+        # With a slot, a fresh token goes with the ADD, and a write whose slot already holds
+        # it is a retry of one that landed: it is recognised, not counted twice.
+        token = f"{int(self._clock.now())}:{uuid.uuid4().hex[:12]}" if slot else None
         with self._lock:
-            campaign = self.campaigns.get(campaign_id)
-            if campaign is None:
+            if campaign_id not in self.campaigns:
                 return None
-            updated = replace(
-                campaign,
-                sent_count=campaign.sent_count + sent,
-                failed_count=campaign.failed_count + failed,
-                unknown_count=campaign.unknown_count + unknown,
-            )
-            if self._lost_answers:  # it landed, the answer was lost: the retry lands again
+            updated = self._add(campaign_id, sent, failed, unknown, slot=slot, token=token)
+            if self._lost_answers:  # it landed, the answer was lost: the same write again
                 self._lost_answers -= 1
-                updated = replace(
-                    updated,
-                    sent_count=updated.sent_count + sent,
-                    failed_count=updated.failed_count + failed,
-                    unknown_count=updated.unknown_count + unknown,
-                )
-            self.campaigns[campaign_id] = updated
-            self.writes += 1
+                updated = self._add(campaign_id, sent, failed, unknown, slot=slot, token=token)
             return None if self._shards > 1 else updated
+
+    def _add(
+        self,
+        campaign_id: str,
+        sent: int,
+        failed: int,
+        unknown: int,
+        *,
+        slot: str | None,
+        token: str | None,
+    ) -> Campaign:
+        campaign = self.campaigns[campaign_id]
+        tokens = self.count_tokens.setdefault(campaign_id, {})
+        if slot is not None and token is not None:
+            if tokens.get(slot) == token:
+                return campaign
+            tokens[slot] = token
+        updated = replace(
+            campaign,
+            sent_count=campaign.sent_count + sent,
+            failed_count=campaign.failed_count + failed,
+            unknown_count=campaign.unknown_count + unknown,
+        )
+        self.campaigns[campaign_id] = updated
+        self.writes += 1
+        return updated
 
     def prune_count_tokens(self, campaign_id: str, older_than_s: float) -> int:
         with self._lock:
@@ -273,9 +307,12 @@ class MemoryStore:
         return current
 
     def record_attempt(self, claim: Claim, lease_until: float) -> Claim | None:
+        """Conditional on the attempts the claim saw, so one request is never counted twice."""
         with self._lock:
             current = self._held(claim)
-            if current is None:
+            if current is None or current.attempts != claim.recipient.attempts:
+                if current is not None and current.lease_until == lease_until:
+                    return Claim(current, claim.owner, lease_until)  # this very write landed
                 return None
             updated = replace(current, attempts=current.attempts + 1, lease_until=lease_until)
             self.recipients[(current.campaign_id, current.phone)] = updated
@@ -299,10 +336,18 @@ class MemoryStore:
             return True
 
     def _commit(self, claim: Claim, *, from_unknown: bool = True, **changes: Any) -> CommitResult:
+        """Conditional on our lease (SENDING, or UNKNOWN after it expired); the owner stays. The
+        same outcome already in place is recognised as this commit having landed."""
         with self._lock:
             current = self._held(claim, or_unknown=from_unknown)
             if current is None:
-                return CommitResult(committed=False)
+                now = self.recipients.get((claim.recipient.campaign_id, claim.recipient.phone))
+                landed = (
+                    now is not None
+                    and now.lease_owner == claim.owner
+                    and all(getattr(now, name) == value for name, value in changes.items())
+                )
+                return CommitResult(committed=landed)
             was_unknown = current.status is RecipientStatus.UNKNOWN
             self.recipients[(current.campaign_id, current.phone)] = replace(
                 current, lease_until=None, **changes
@@ -317,15 +362,24 @@ class MemoryStore:
         return self._commit(claim, status=RecipientStatus.FAILED, error_code=error_code)
 
     def commit_unknown(self, claim: Claim, reason: str, now_s: float) -> CommitResult:
-        return self._commit(claim, status=RecipientStatus.UNKNOWN, from_unknown=False)
+        return self._commit(
+            claim, status=RecipientStatus.UNKNOWN, unknown_reason=reason, from_unknown=False
+        )
 
     def expire_lease(self, recipient: Recipient, now_s: float) -> bool:
         with self._lock:
             key = (recipient.campaign_id, recipient.phone)
             current = self.recipients.get(key)
-            if current is None or not current.lease_expired(now_s):
+            if (
+                current is None
+                or current.status is not RecipientStatus.SENDING
+                or current.lease_until is None
+                or not current.lease_until < now_s  # as DynamoDB's ``leaseUntil < :now``
+            ):
                 return False
-            self.recipients[key] = replace(current, status=RecipientStatus.UNKNOWN)
+            self.recipients[key] = replace(
+                current, status=RecipientStatus.UNKNOWN, unknown_reason=LEASE_EXPIRED
+            )
             self.writes += 1
             return True
 
@@ -340,4 +394,3 @@ class MemoryStore:
             )
             self.writes += 1
             return True
-
