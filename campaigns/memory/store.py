@@ -287,6 +287,8 @@ class MemoryStore:
         with self._lock:
             current = self.recipients.get((campaign_id, phone))
             if current is None or current.status is not RecipientStatus.PENDING:
+                if current and current.lease_owner == owner and current.lease_until == lease_until:
+                    return ClaimResult(claim=Claim(current, owner, lease_until))  # ours landed
                 return ClaimResult(claim=None, current=current)
             claimed = replace(
                 current,

@@ -57,6 +57,21 @@ def test_a_refused_claim_returns_the_recipient_as_it_is(family: Family) -> None:
     assert refused.current == first.recipient
 
 
+def test_a_claim_repeated_with_the_same_owner_and_lease_is_recognised_as_landed(
+    family: Family,
+) -> None:
+    campaign_id = family.populated()
+    lease_until = family.clock.now() + LEASE_S
+    first = family.store.claim(campaign_id, PHONE, "consumer-a", lease_until)
+
+    again = family.store.claim(campaign_id, PHONE, "consumer-a", lease_until)
+    later = family.store.claim(campaign_id, PHONE, "consumer-a", lease_until + 1)
+
+    assert again.claim == first.claim
+    assert later.claim is None
+    assert _recipient(family, campaign_id).attempts == 1
+
+
 def test_a_claim_of_an_absent_recipient_returns_nothing(family: Family) -> None:
     campaign_id = family.populated()
 
