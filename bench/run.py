@@ -28,8 +28,7 @@ from typing import Any
 from campaigns.aws import clients as aws
 from campaigns.aws.clients import dynamodb_client, sqs_client
 from campaigns.aws.provision import provision
-from campaigns.aws.queue import MemoryQueue
-from campaigns.domain.clock import ManualClock, SystemClock
+from campaigns.domain.clock import SystemClock
 from campaigns.domain.message import encode, new_batch
 from campaigns.domain.models import (
     Action,
@@ -41,9 +40,16 @@ from campaigns.domain.models import (
 from campaigns.engine.breaker import SendBreaker
 from campaigns.engine.executor import BatchExecutor
 from campaigns.engine.metrics import EngineMetrics
-from campaigns.engine.ratelimit import TokenBucket, Unlimited
+from campaigns.engine.ratelimit import TokenBucket
 from campaigns.logging import configure as configure_logs
-from campaigns.memory import FakeSender, MemoryCapGuard, MemoryStore
+from campaigns.memory import (
+    FakeSender,
+    ManualClock,
+    MemoryCapGuard,
+    MemoryQueue,
+    MemoryStore,
+    Unlimited,
+)
 from campaigns.meta.cloudapi import CloudApiSender
 from campaigns.settings import Settings, load_settings
 from consumer.worker import Worker, WorkerConfig

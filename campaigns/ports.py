@@ -1,8 +1,11 @@
-"""The small protocols the executor is built from; each has a real and an in-memory adapter."""
+"""Every port of the system: the small protocols the executor, the consumer loop and the
+operator core are built from. Each has a real adapter (campaigns/aws, campaigns/meta) and an
+in-memory one (campaigns/memory); tests/contract holds both to the same behaviour."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -11,9 +14,11 @@ from campaigns.domain.models import (
     Campaign,
     Claim,
     Recipient,
+    RecipientStatus,
     SendAccepted,
     StatusCounts,
     TemplateMessage,
+    TemplateParam,
 )
 
 
@@ -76,6 +81,89 @@ class RecipientStore(Protocol):
 
 class Store(CampaignStore, RecipientStore, Protocol):
     """Both halves, as one DynamoDB adapter implements them."""
+
+
+class OperatorStore(CampaignStore, Protocol):
+    """What the operator core (campaigns/operator) does to campaigns and recipients: create and
+    list them, count, repair counters, expire leases, requeue UNKNOWN, hold the import lock."""
+
+    def create_campaign(self, campaign: Campaign) -> Campaign: ...
+
+    def require_campaign(self, campaign_id: str) -> Campaign:
+        """The campaign, or ``CampaignNotFound``."""
+        ...
+
+    def list_campaigns(self) -> list[Campaign]:
+        """Every campaign, oldest first."""
+        ...
+
+    def add_total(self, campaign_id: str, inserted: int) -> None: ...
+
+    def set_counter(self, campaign_id: str, name: str, expected: int | None, value: int) -> bool:
+        """Make counter ``name`` (``sentCount``...) ``value`` if it still is ``expected``."""
+        ...
+
+    def prune_count_tokens(self, campaign_id: str, older_than_s: float) -> int: ...
+
+    def iter_recipients(
+        self, campaign_id: str, status: RecipientStatus | None = None
+    ) -> Iterator[Recipient]: ...
+
+    def expire_lease(self, recipient: Recipient, now_s: float) -> bool: ...
+
+    def requeue_unknown(self, recipient: Recipient) -> bool: ...
+
+    def lock_import(self, campaign_id: str, token: str, now_s: float) -> None:
+        """Hold the campaign for one populate (refused: ``ImportLocked`` / ``InvalidInput``)."""
+        ...
+
+    def unlock_import(self, campaign_id: str, token: str) -> None: ...
+
+
+class RecipientBulk(Protocol):
+    """Batched existence checks and writes for populate."""
+
+    def known(self, campaign_id: str, phones: Sequence[str]) -> tuple[set[str], set[str]]:
+        """(phones already in the campaign, phones on the suppression list)."""
+        ...
+
+    def write_pending(
+        self, campaign_id: str, rows: Sequence[tuple[str, tuple[TemplateParam, ...]]]
+    ) -> int:
+        """Write new PENDING recipients (the caller checked they are new); returns how many."""
+        ...
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int = 1
+
+
+class BatchQueue(Protocol):
+    """The consumer's side of the batch queue (and the operator's view of the DLQ)."""
+
+    def receive(
+        self, max_messages: int, wait_s: int, visibility_timeout_s: int | None = None
+    ) -> list[ReceivedMessage]: ...
+
+    def delete(self, receipt_handles: Sequence[str]) -> list[str]:
+        """Returns the receipt handles that could not be deleted."""
+        ...
+
+    def change_visibility(self, receipt_handles: Sequence[str], timeout_s: int) -> list[str]: ...
+
+
+class SendQueue(Protocol):
+    """The producer's side of the batch queue: enqueue, and look at its depth."""
+
+    def send(self, bodies: Sequence[str], delay_s: int = 0) -> int: ...
+
+    def depth(self) -> tuple[int, int]:
+        """(visible, in flight) approximate message counts."""
+        ...
 
 
 @dataclass(frozen=True)

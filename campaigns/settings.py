@@ -101,3 +101,11 @@ def load_settings(**overrides: object) -> Settings:
         loc = first.get("loc") or ()
         name = str(loc[0]).upper() if loc else "configuration"
         raise ConfigError(f"invalid {name}: {first.get('msg', 'invalid value')}") from None
+
+
+def require_meta_credentials(settings: Settings) -> None:
+    """Sending needs the Cloud API token and phone number id: one line naming what is unset."""
+    if not settings.meta_access_token.get_secret_value():
+        raise ConfigError("invalid META_ACCESS_TOKEN: must be set")
+    if not settings.meta_phone_number_id:
+        raise ConfigError("invalid META_PHONE_NUMBER_ID: must be set")

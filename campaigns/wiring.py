@@ -7,8 +7,10 @@ import socket
 import uuid
 from dataclasses import dataclass
 
+from campaigns.aws.bulk import BulkRecipients
 from campaigns.aws.clients import dynamodb_client, sqs_client
 from campaigns.aws.guard import DynamoCapGuard, ShardedCapGuard
+from campaigns.aws.provision import provision
 from campaigns.aws.queue import SqsQueue, resolve_queue_url
 from campaigns.aws.store import DynamoStore
 from campaigns.domain.clock import SystemClock
@@ -16,8 +18,10 @@ from campaigns.engine.breaker import SendBreaker
 from campaigns.engine.cache import CampaignCache
 from campaigns.engine.executor import BatchExecutor
 from campaigns.engine.metrics import EngineMetrics
+from campaigns.engine.ratelimit import TokenBucket
 from campaigns.engine.retry import RetryPolicy
 from campaigns.meta.cloudapi import CloudApiSender
+from campaigns.operator.commands import Producer
 from campaigns.ports import CapGuard, RateLimiter
 from campaigns.settings import Settings
 
@@ -96,3 +100,20 @@ def build_queue(settings: Settings, dead_letter: bool = False) -> SqsQueue:
     name = settings.dlq_name if dead_letter else settings.campaign_queue_name
     url = None if dead_letter else settings.campaign_queue_url
     return SqsQueue(client, resolve_queue_url(client, name, url))
+
+
+def build_operator(settings: Settings) -> Producer:
+    """The operator core on DynamoDB, SQS and (for ``execute-batch``) the Cloud API; queues,
+    the engine and the provisioner are built only when a command needs them."""
+    db = dynamodb_client(settings)
+    return Producer(
+        settings=settings,
+        store=DynamoStore(db, settings),
+        bulk=BulkRecipients(db, settings.campaigns_table, settings.recipients_table),
+        queue_factory=lambda: build_queue(settings),
+        dead_letter_factory=lambda: build_queue(settings, dead_letter=True),
+        executor_factory=lambda: build_engine(settings).executor(
+            TokenBucket(settings.send_rate_per_second), consumer_id()
+        ),
+        provisioner=lambda: provision(db, sqs_client(settings), settings),
+    )

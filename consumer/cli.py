@@ -10,7 +10,7 @@ from campaigns.domain.errors import ConfigError, QueueUnavailable, StoreUnavaila
 from campaigns.domain.exitcodes import EXIT_CONFIG, EXIT_UNAVAILABLE
 from campaigns.engine.breaker import SendBreaker
 from campaigns.engine.ratelimit import TokenBucket
-from campaigns.settings import Settings, load_settings
+from campaigns.settings import Settings, load_settings, require_meta_credentials
 from campaigns.wiring import build_engine, build_queue, consumer_id
 from consumer.health import HealthServer, HealthState
 from consumer.worker import Worker, WorkerConfig
@@ -38,10 +38,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     if args.metrics_port is not None:
         overrides["metrics_port"] = args.metrics_port
     settings = load_settings(**overrides)
-    if not settings.meta_access_token.get_secret_value():
-        raise ConfigError("invalid META_ACCESS_TOKEN: must be set")
-    if not settings.meta_phone_number_id:
-        raise ConfigError("invalid META_PHONE_NUMBER_ID: must be set")
+    require_meta_credentials(settings)
     return settings
 
 

@@ -16,9 +16,7 @@ import time
 from dataclasses import dataclass
 from queue import Queue
 from types import FrameType
-from typing import Protocol
 
-from campaigns.aws.queue import ReceivedMessage, receive_backoff_s
 from campaigns.domain.errors import QueueUnavailable
 from campaigns.domain.message import UndecodableMessage, decode
 from campaigns.engine.breaker import SendBreaker
@@ -26,6 +24,8 @@ from campaigns.engine.executor import BatchExecutor
 from campaigns.engine.metrics import EngineMetrics
 from campaigns.engine.outcomes import BatchOutcome, BatchSummary
 from campaigns.logging import get_logger
+from campaigns.ports import BatchQueue, ReceivedMessage
+from consumer.backoff import receive_backoff_s
 from consumer.health import HealthState
 
 EXIT_OK = 0
@@ -33,16 +33,6 @@ EXIT_FORCED = 1
 EXIT_MARGIN_S = 0.5  # leave this much of the shutdown budget for logging and exit
 EMPTY_POLL_PAUSE_S = 0.5  # with POLL_WAIT_S=0, wait this long (or for a slot) before polling
 MAX_IN_FLIGHT_S = 11 * 3600  # stop extending before SQS's 12 h visibility ceiling
-
-
-class BatchQueue(Protocol):
-    def receive(
-        self, max_messages: int, wait_s: int, visibility_timeout_s: int | None = None
-    ) -> list[ReceivedMessage]: ...
-
-    def delete(self, receipt_handles: list[str]) -> list[str]: ...
-
-    def change_visibility(self, receipt_handles: list[str], timeout_s: int) -> list[str]: ...
 
 
 @dataclass

@@ -10,14 +10,11 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 from campaigns import logging as logs
-from campaigns.aws.bulk import BulkRecipients
-from campaigns.aws.clients import dynamodb_client, sqs_client
-from campaigns.aws.provision import provision
-from campaigns.aws.store import DynamoStore
 from campaigns.domain.errors import (
     CampaignError,
     CampaignNotFound,
@@ -35,17 +32,15 @@ from campaigns.domain.exitcodes import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
 )
-from campaigns.domain.message import new_batch
-from campaigns.domain.models import Action, CampaignStatus, RecipientStatus, validate_campaign_id
+from campaigns.domain.models import Action, CampaignStatus
 from campaigns.domain.phones import DEFAULT_REGION
-from campaigns.engine.completion import complete_if_done
-from campaigns.engine.ratelimit import TokenBucket
-from campaigns.operator import dlq
 from campaigns.operator.commands import Producer
 from campaigns.operator.csvfile import FileProblem
 from campaigns.settings import Settings, load_settings
-from campaigns.wiring import build_engine, build_queue, consumer_id
+from campaigns.wiring import build_operator
 from producer.display import progress_bar, render
+
+Build = Callable[[Settings], Producer]  # settings -> the operator core on its adapters
 
 PROG = "campaign-producer"
 EXIT_INTERRUPTED = 130
@@ -117,47 +112,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _producer(settings: Settings) -> Producer:
-    db = dynamodb_client(settings)
-    store = DynamoStore(db, settings)
-    return Producer(
-        settings=settings,
-        store=store,
-        bulk=BulkRecipients(db, settings.campaigns_table, settings.recipients_table),
-        queue_factory=lambda: build_queue(settings),
-    )
-
-
-def _execute_batch(settings: Settings, campaign_id: str) -> dict[str, Any]:
-    if not settings.meta_access_token.get_secret_value() or not settings.meta_phone_number_id:
-        raise ConfigError("invalid META_ACCESS_TOKEN / META_PHONE_NUMBER_ID: must be set")
-    engine = build_engine(settings)
-    campaign = engine.store.require_campaign(validate_campaign_id(campaign_id))
-    if campaign.status is not CampaignStatus.RUNNING:
-        raise InvalidTransition(campaign.status.value, "execute-batch")
-    phones: list[str] = []
-    for recipient in engine.store.iter_recipients(campaign_id, RecipientStatus.PENDING):
-        phones.append(recipient.phone)
-        if len(phones) == settings.batch_size:
-            break
-    result: dict[str, Any] = {"success": True, "processed": 0, "sent": 0, "failed": 0}
-    if not phones:
-        completed = complete_if_done(engine.store, campaign_id) is not None
-        return result | {"paused": False, "completed": completed, "pauseReason": None}
-    executor = engine.executor(TokenBucket(settings.send_rate_per_second), consumer_id())
-    summary = executor.run(new_batch(campaign_id, phones))
-    after = engine.store.require_campaign(campaign_id)
-    return result | {
-        "processed": summary.processed,
-        "sent": summary.sent,
-        "failed": summary.failed,
-        "unknown": summary.unknown,
-        "paused": after.status is CampaignStatus.PAUSED,
-        "completed": after.status is CampaignStatus.COMPLETED,
-        "pauseReason": summary.pause_reason or after.pause_reason,
-    }
-
-
 def _watch(producer: Producer, campaign_id: str, interval_s: float, as_json: bool) -> None:
     tty = sys.stdout.isatty() and not as_json
     last = ""
@@ -174,24 +128,14 @@ def _watch(producer: Producer, campaign_id: str, interval_s: float, as_json: boo
         print()
 
 
-def _run(args: argparse.Namespace) -> dict[str, Any]:
+def _run(args: argparse.Namespace, build: Build) -> dict[str, Any]:
     settings = load_settings()
     # Logs go to stderr: stdout carries only the result (``--json`` output must parse).
     logs.configure(settings.log_format, settings.log_level)
-    if args.command == "execute-batch":
-        return _execute_batch(settings, args.campaign_id)
-    producer = _producer(settings)
+    producer = build(settings)
     match args.command:
         case "init":
-            done = provision(producer.store.client, sqs_client(settings), settings)
-            return {
-                "success": True,
-                "campaignsTable": done.campaigns_table,
-                "recipientsTable": done.recipients_table,
-                "queueUrl": done.queue_url,
-                "dlqUrl": done.dlq_url,
-                "created": list(done.created),
-            }
+            return producer.init()
         case "create":
             return producer.create(
                 args.name, args.template, args.language, args.parameter_format.upper()
@@ -206,22 +150,18 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             return producer.status(args.campaign_id)
         case "enqueue":
             return producer.enqueue(args.campaign_id)
+        case "execute-batch":
+            return producer.execute_batch(args.campaign_id)
         case "reconcile":
             return producer.reconcile(args.campaign_id)
         case "list":
             return producer.list_campaigns()
         case "requeue-unknown":
-            if not args.yes:
-                raise InvalidInput(
-                    "requeue-unknown may message these recipients a second time: "
-                    "pass --yes to accept that risk"
-                )
-            return producer.requeue_unknown(args.campaign_id)
+            return producer.requeue_unknown(args.campaign_id, confirmed=args.yes)
         case "dlq":
-            dead = build_queue(settings, dead_letter=True)
             if args.action == "list":
-                return {"success": True, "messages": dlq.list_dead(dead, args.limit)}
-            return {"success": True, **dlq.redrive(dead, producer.queue, args.limit)}
+                return producer.dlq_list(args.limit)
+            return producer.dlq_redrive(args.limit)
     raise InvalidInput(f"unknown command {args.command}")  # pragma: no cover (argparse)
 
 
@@ -239,10 +179,12 @@ def _exit_code(exc: CampaignError) -> int:
     return EXIT_FAILURE
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, build: Build = build_operator) -> int:
+    """``build`` makes the operator core from the settings: the real adapters by default,
+    in-memory ones in tests."""
     args = _parser().parse_args(argv)
     try:
-        result = _run(args)
+        result = _run(args, build)
     except CampaignError as exc:
         return _fail(args, str(exc), _exit_code(exc))
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from campaigns.aws.clients import dynamodb_client, sqs_client
 from campaigns.aws.provision import provision
@@ -16,6 +17,7 @@ from campaigns.settings import Settings, load_settings
 from sandbox.aws import MotoServer
 from sandbox.stack import LocalStack
 from tests.harness import Harness
+from tests.unit.producer_support import SETTINGS_VARIABLES, Cli
 
 
 @pytest.fixture(autouse=True)
@@ -68,3 +70,16 @@ def harness(stack: LocalStack, tmp_path: Path) -> Iterator[Harness]:
     running = Harness(stack, tmp_path)
     yield running
     running.stop()
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Cli]:
+    """``campaign-producer`` in-process on in-memory adapters, with an environment of its own
+    (the CLI configures structlog on the captured stderr: the old config is restored after)."""
+    for name in SETTINGS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    saved = structlog.get_config()
+    yield Cli(capsys=capsys, monkeypatch=monkeypatch, tmp_path=tmp_path)
+    structlog.configure(**saved)

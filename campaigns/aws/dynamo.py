@@ -154,4 +154,5 @@ def recipient_from_item(campaign_id: str, item: Mapping[str, Any]) -> Recipient:
         lease_until=float(data["leaseUntil"]) if data.get("leaseUntil") is not None else None,
         message_id=data.get("messageId"),
         error_code=data.get("errorCode"),
+        unknown_reason=data.get("unknownReason"),
     )

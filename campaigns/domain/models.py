@@ -154,6 +154,7 @@ class Recipient:
     lease_until: float | None = None
     message_id: str | None = None
     error_code: str | None = None
+    unknown_reason: str | None = None  # why it became UNKNOWN ("lease expired", ...)
 
     @property
     def tries(self) -> int:

@@ -72,13 +72,3 @@ class TokenBucket:
                 self._paused_until = max(
                     self._paused_until, now + min(retry_after_s, MAX_RETRY_AFTER_S)
                 )
-
-
-class Unlimited:
-    """No pacing (tests, and the in-process ``execute-batch``)."""
-
-    def acquire(self, stop: threading.Event | None = None) -> bool:
-        return not (stop is not None and stop.is_set())
-
-    def throttled(self, retry_after_s: float | None = None) -> None:
-        return None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from campaigns.aws.queue import ReceivedMessage, SqsQueue
 from campaigns.domain.message import UndecodableMessage, decode
+from campaigns.ports import BatchQueue, ReceivedMessage, SendQueue
 
 PEEK_VISIBILITY_S = 10
 REDRIVE_VISIBILITY_S = 60
@@ -25,7 +25,7 @@ def describe(message: ReceivedMessage) -> dict[str, Any]:
     return entry
 
 
-def list_dead(dlq: SqsQueue, limit: int) -> list[dict[str, Any]]:
+def list_dead(dlq: BatchQueue, limit: int) -> list[dict[str, Any]]:
     """Peek: receive, describe, and make every message visible again at once."""
     seen: dict[str, ReceivedMessage] = {}
     receipts: list[str] = []
@@ -42,7 +42,7 @@ def list_dead(dlq: SqsQueue, limit: int) -> list[dict[str, Any]]:
     return [describe(m) for m in seen.values()]
 
 
-def redrive(dlq: SqsQueue, main: SqsQueue, limit: int) -> dict[str, int]:
+def redrive(dlq: BatchQueue, main: SendQueue, limit: int) -> dict[str, int]:
     """Move messages back to the main queue; a message leaves the DLQ only after its copy was
     sent. A crash in between leaves a duplicate, which the claim step makes harmless."""
     moved = 0

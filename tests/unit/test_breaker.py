@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from campaigns.domain.clock import ManualClock
 from campaigns.engine.breaker import SendBreaker
+from campaigns.memory import ManualClock
 
 
 def test_the_breaker_opens_after_consecutive_failures_and_closes_on_a_successful_probe() -> None:

@@ -10,7 +10,7 @@ import requests
 
 from campaigns.aws.clients import dynamodb_client
 from campaigns.aws.store import DynamoStore
-from campaigns.domain.clock import ManualClock, iso_utc
+from campaigns.domain.clock import iso_utc
 from campaigns.domain.errors import StoreUnavailable
 from campaigns.domain.models import (
     Action,
@@ -19,6 +19,7 @@ from campaigns.domain.models import (
     RecipientStatus,
     new_campaign_id,
 )
+from campaigns.memory import ManualClock
 from campaigns.settings import Settings
 from sandbox.aws import MotoServer
 from sandbox.ddbfaults import (

@@ -12,7 +12,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from campaigns.domain.clock import ManualClock
 from campaigns.domain.errors import AmbiguousSend, RetryableSendError, StoreUnavailable
 from campaigns.domain.message import BatchMessage, new_batch
 from campaigns.domain.models import (
@@ -31,9 +30,15 @@ from campaigns.engine.cache import CampaignCache
 from campaigns.engine.executor import BatchExecutor
 from campaigns.engine.metrics import EngineMetrics
 from campaigns.engine.outcomes import BatchOutcome, BatchSummary, RecipientOutcome
-from campaigns.engine.ratelimit import Unlimited
 from campaigns.engine.retry import RetryPolicy
-from campaigns.memory import FakeSender, MemoryCapGuard, MemoryStore, Outcome
+from campaigns.memory import (
+    FakeSender,
+    ManualClock,
+    MemoryCapGuard,
+    MemoryStore,
+    Outcome,
+    Unlimited,
+)
 from campaigns.ports import CommitResult, RateLimiter, Reservation
 from tests.unit.meta_errors import (
     FAIL_CODES,

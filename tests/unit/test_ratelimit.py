@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from campaigns.domain.clock import ManualClock
-from campaigns.engine.ratelimit import DECREASE_PER_THROTTLE, RECOVERY_S, TokenBucket, Unlimited
+from campaigns.engine.ratelimit import DECREASE_PER_THROTTLE, RECOVERY_S, TokenBucket
+from campaigns.memory import ManualClock, Unlimited
 
 
 def test_the_bucket_holds_the_configured_rate() -> None:

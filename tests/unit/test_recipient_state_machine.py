@@ -10,7 +10,6 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from campaigns.domain.clock import ManualClock
 from campaigns.domain.errors import (
     AmbiguousSend,
     CampaignHalted,
@@ -30,9 +29,8 @@ from campaigns.domain.models import (
 )
 from campaigns.engine.executor import BatchExecutor
 from campaigns.engine.metrics import EngineMetrics
-from campaigns.engine.ratelimit import Unlimited
 from campaigns.engine.retry import RetryPolicy
-from campaigns.memory import MemoryCapGuard, MemoryStore
+from campaigns.memory import ManualClock, MemoryCapGuard, MemoryStore, Unlimited
 from campaigns.ports import ClaimResult, CommitResult
 
 PHONES = [f"9190000000{i:02d}" for i in range(5)]

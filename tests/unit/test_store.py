@@ -12,7 +12,7 @@ from campaigns.aws.bulk import BulkRecipients
 from campaigns.aws.clients import dynamodb_client
 from campaigns.aws.dynamo import campaign_key, deserialize, recipient_key, suppression_key
 from campaigns.aws.store import DynamoStore
-from campaigns.domain.clock import ManualClock, iso_utc
+from campaigns.domain.clock import iso_utc
 from campaigns.domain.errors import CampaignNotFound, InvalidTransition, StoreUnavailable
 from campaigns.domain.models import (
     TRANSITIONS,
@@ -24,6 +24,7 @@ from campaigns.domain.models import (
     TemplateParam,
     new_campaign_id,
 )
+from campaigns.memory import ManualClock
 from campaigns.settings import Settings, load_settings
 
 OWNER = "consumer-a"

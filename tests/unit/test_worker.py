@@ -8,8 +8,6 @@ from collections.abc import Sequence
 import pytest
 from structlog.testing import capture_logs
 
-from campaigns.aws.queue import MemoryQueue, ReceivedMessage, receive_backoff_s
-from campaigns.domain.clock import ManualClock
 from campaigns.domain.errors import QueueUnavailable, RetryableSendError
 from campaigns.domain.message import encode, new_batch
 from campaigns.domain.models import (
@@ -22,8 +20,16 @@ from campaigns.domain.models import (
 from campaigns.engine.breaker import SendBreaker
 from campaigns.engine.executor import BatchExecutor
 from campaigns.engine.metrics import EngineMetrics
-from campaigns.engine.ratelimit import Unlimited
-from campaigns.memory import FakeSender, MemoryCapGuard, MemoryStore
+from campaigns.memory import (
+    FakeSender,
+    ManualClock,
+    MemoryCapGuard,
+    MemoryQueue,
+    MemoryStore,
+    Unlimited,
+)
+from campaigns.ports import ReceivedMessage
+from consumer.backoff import receive_backoff_s
 from consumer.worker import Worker, WorkerConfig
 
 PHONES = [f"91900000{i:04d}" for i in range(6)]

@@ -1,0 +1,133 @@
+"""The two adapter families every contract test runs over: the in-memory fakes
+(campaigns/memory) and the real adapters on the in-thread moto server. A test asks for
+``family`` and gets the same ports either way; what differs is only how they were built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import pytest
+
+from campaigns.aws.bulk import BulkRecipients
+from campaigns.aws.clients import dynamodb_client
+from campaigns.aws.guard import DynamoCapGuard
+from campaigns.aws.store import DynamoStore
+from campaigns.domain.clock import iso_utc
+from campaigns.domain.models import Campaign, CampaignStatus, TemplateParam, new_campaign_id
+from campaigns.memory import ManualClock, MemoryBulk, MemoryCapGuard, MemoryQueue, MemoryStore
+from campaigns.ports import (
+    BatchQueue,
+    CapGuard,
+    OperatorStore,
+    RecipientBulk,
+    SendQueue,
+    Store,
+)
+from campaigns.settings import Settings
+from campaigns.wiring import build_queue
+from sandbox.ddbfaults import FaultDecider, FaultPlan, FaultyDynamoDBClient
+
+FAMILIES = ["memory", "dynamodb"]
+PHONES = ["919800000001", "919800000002", "919800000003"]
+LOST_ANSWER = FaultPlan(
+    rate=1.0,
+    after_write=1.0,
+    codes=("InternalServerError",),
+    operations=frozenset({"UpdateItem"}),
+    times=1,
+)
+
+
+class ContractStore(Store, OperatorStore, Protocol):
+    """Everything a store adapter implements: the executor's port and the operator's."""
+
+
+class Queue(BatchQueue, SendQueue, Protocol):
+    pass
+
+
+@dataclass
+class Family:
+    name: str
+    store: ContractStore
+    bulk: RecipientBulk
+    clock: ManualClock
+    lose_next_answer: Callable[[], None]  # the next write lands, its answer is lost (retried)
+    sharded: Callable[[int], ContractStore]  # another store on the same data, N counter shards
+
+    def campaign(self, status: CampaignStatus = CampaignStatus.DRAFT, name: str = "c") -> str:
+        campaign_id = new_campaign_id()
+        self.store.create_campaign(
+            Campaign(
+                campaign_id, name, "tmpl", "en_US", status, created_at=iso_utc(self.clock.now())
+            )
+        )
+        return campaign_id
+
+    def populated(
+        self, status: CampaignStatus = CampaignStatus.RUNNING, phones: list[str] = PHONES
+    ) -> str:
+        campaign_id = self.campaign(status)
+        params = (TemplateParam("name", "Asha"),)
+        self.bulk.write_pending(campaign_id, [(phone, params) for phone in phones])
+        self.store.add_total(campaign_id, len(phones))
+        return campaign_id
+
+
+def _memory_family() -> Family:
+    clock = ManualClock()
+    store = MemoryStore(clock)
+
+    def sharded(shards: int) -> ContractStore:
+        other = MemoryStore(clock, counter_shards=shards)
+        other.campaigns, other.recipients = store.campaigns, store.recipients
+        return other
+
+    return Family("memory", store, MemoryBulk(store), clock, store.lose_next_answer, sharded)
+
+
+def _dynamodb_family(settings: Settings) -> Family:
+    clock = ManualClock()
+    client = dynamodb_client(settings)
+    decider = FaultDecider()
+    faulty = FaultyDynamoDBClient(client, decider)
+    store = DynamoStore(faulty, settings, clock)  # type: ignore[arg-type]
+    bulk = BulkRecipients(client, settings.campaigns_table, settings.recipients_table)
+
+    def sharded(shards: int) -> ContractStore:
+        return DynamoStore(client, settings, clock, counter_shards=shards)
+
+    return Family("dynamodb", store, bulk, clock, lambda: decider.set_plan(LOST_ANSWER), sharded)
+
+
+@pytest.fixture(params=FAMILIES)
+def family(request: pytest.FixtureRequest) -> Family:
+    if request.param == "memory":
+        return _memory_family()
+    return _dynamodb_family(request.getfixturevalue("aws_settings"))
+
+
+@pytest.fixture(params=FAMILIES)
+def queue(request: pytest.FixtureRequest) -> Queue:
+    if request.param == "memory":
+        return MemoryQueue()
+    return build_queue(request.getfixturevalue("aws_settings"))
+
+
+@dataclass
+class Guards:
+    """Cap guards of one family on one shared counter: ``build(cap)``."""
+
+    build: Callable[[int], CapGuard]
+
+
+@pytest.fixture(params=FAMILIES)
+def guards(request: pytest.FixtureRequest) -> Guards:
+    if request.param == "memory":
+        counters: dict[int, MemoryCapGuard] = {}  # one in-memory counter per cap: shared
+        return Guards(lambda cap: counters.setdefault(cap, MemoryCapGuard(cap)))
+    settings: Settings = request.getfixturevalue("aws_settings")
+    client = dynamodb_client(settings)
+    return Guards(lambda cap: DynamoCapGuard(client, settings.campaigns_table, cap))
