@@ -6,7 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
+from campaigns.aws.bulk import BulkRecipients
+from campaigns.aws.dynamo import Refused
+from campaigns.aws.queue import SqsQueue
 from campaigns.aws.retrying import (
     SQS_SEND_ATTEMPTS,
     STORE_WRITE_ATTEMPTS,
@@ -55,6 +59,17 @@ def test_store_writes_return_the_first_answer_that_comes() -> None:
 
     assert store_writes(clock)(calls) == "done"
     assert clock.slept == pytest.approx(STORE_WAITS_S[:2])
+
+
+def test_store_writes_take_a_refusal_as_an_answer_not_a_fault() -> None:
+    clock = ManualClock()
+    calls = Calls(Refused(None))
+
+    with pytest.raises(Refused):
+        store_writes(clock)(calls)
+
+    assert calls.count == 1
+    assert clock.slept == []
 
 
 def test_store_writes_honour_the_stores_commit_attempts() -> None:
@@ -114,3 +129,49 @@ def test_sqs_sends_retry_failed_entries_then_give_back_what_is_left() -> None:
     assert sqs_sends(clock)(calls) == {"3": "body"}
     assert calls.count == 5
     assert clock.slept == pytest.approx(SQS_WAITS_S)
+
+
+class StingyDynamo:
+    """BatchWriteItem that never processes anything."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def batch_write_item(self, RequestItems: Any) -> dict[str, Any]:  # noqa: N803 (boto3's)
+        self.calls += 1
+        return {"UnprocessedItems": RequestItems}
+
+
+def test_bulk_writes_wait_through_their_clock_and_then_give_up() -> None:
+    clock = ManualClock()
+    db = StingyDynamo()
+    bulk = BulkRecipients(db, "campaigns", "recipients", clock=clock)  # type: ignore[arg-type]
+
+    with pytest.raises(StoreUnavailable, match="left items unprocessed"):
+        bulk.write_pending("cmp_1", [("919000000001", ())])
+
+    assert db.calls == UNPROCESSED_TRIES
+    assert clock.slept == pytest.approx(UNPROCESSED_WAITS_S)
+
+
+class FlakySqs:
+    """SendMessageBatch that fails as a call once, then sends one entry per call."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[Any]) -> dict[str, Any]:  # noqa: N803 (boto3's)
+        self.calls += 1
+        if self.calls == 1:
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "x"}}, "Send")
+        return {"Successful": [{"Id": Entries[0]["Id"]}], "Failed": Entries[1:]}
+
+
+def test_sqs_sends_wait_through_their_clock_until_every_entry_is_sent() -> None:
+    clock = ManualClock()
+    sqs = FlakySqs()
+    queue = SqsQueue(sqs, "http://127.0.0.1/queue", clock=clock)  # type: ignore[arg-type]
+
+    assert queue.send(["a", "b", "c"]) == 3
+    assert sqs.calls == 4
+    assert clock.slept == pytest.approx([0.2, 0.4, 0.8])
