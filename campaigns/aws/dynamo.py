@@ -1,10 +1,22 @@
-"""DynamoDB item layout (kept exactly as existing deployments hold it) and low-level helpers."""
+"""The DynamoDB edge: the one module that speaks DynamoDB's wire format.
+
+Everything the store, the counters, the leases, the cap guard and the bulk writer send to
+DynamoDB or read back goes through here: the keys, the attribute values (``text``, ``number``,
+``flag``), the item codecs of campaigns and recipients, the translation of botocore's errors
+into ``StoreUnavailable`` (and of a failed condition into ``Refused``), and the one way a
+conditional write recognises that an earlier try of itself had landed: ``Table.update`` and
+``Table.put`` take a ``landed(item)`` predicate that is asked about the item a refused retry
+found. The item layout is kept exactly as existing deployments hold it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -19,11 +31,16 @@ from campaigns.domain.models import (
 )
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+    from tenacity import Retrying
+
+T = TypeVar("T")
 
 METADATA = "METADATA"
 CAMPAIGN_PREFIX = "CAMPAIGN#"
 USER_PREFIX = "USER#"
+SHARD_PREFIX = "COUNTER#"  # campaign counter shards: PK = CAMPAIGN#<id>, SK = COUNTER#<k>
 COUNTER_PREFIX = "DAILY_COUNTER#"
 SUPPRESSION_PREFIX = "SUPPRESSED#"
 
@@ -36,27 +53,21 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 Item = dict[str, "AttributeValueTypeDef"]
+Landed = Callable[[dict[str, Any]], bool]
+
+# -- attribute values -------------------------------------------------------------------------
 
 
-def campaign_key(campaign_id: str) -> Item:
-    return {"PK": {"S": CAMPAIGN_PREFIX + campaign_id}, "SK": {"S": METADATA}}
+def text(value: str) -> AttributeValueTypeDef:
+    return {"S": value}
 
 
-def recipient_key(campaign_id: str, phone: str) -> Item:
-    return {"PK": {"S": CAMPAIGN_PREFIX + campaign_id}, "SK": {"S": USER_PREFIX + phone}}
+def number(value: float) -> AttributeValueTypeDef:
+    return {"N": repr(value) if isinstance(value, float) else str(value)}
 
 
-def suppression_key(phone: str) -> Item:
-    return {"PK": {"S": SUPPRESSION_PREFIX + phone}, "SK": {"S": METADATA}}
-
-
-def counter_key(portfolio: str, day: str, shard: int = 0) -> Item:
-    """The seed's ``DAILY_COUNTER#<date>`` for the default portfolio, else one per portfolio;
-    cap shards past the first add ``#s<k>``."""
-    pk = COUNTER_PREFIX + day if portfolio == "default" else f"{COUNTER_PREFIX}{portfolio}#{day}"
-    if shard:
-        pk += f"#s{shard}"
-    return {"PK": {"S": pk}, "SK": {"S": METADATA}}
+def flag(value: bool) -> AttributeValueTypeDef:
+    return {"BOOL": value}
 
 
 def serialize(values: Mapping[str, Any]) -> Item:
@@ -87,6 +98,73 @@ def _from_dynamo(value: Any) -> Any:
     return value
 
 
+# -- keys -------------------------------------------------------------------------------------
+
+
+def _key(pk: str, sk: str = METADATA) -> Item:
+    return {"PK": text(pk), "SK": text(sk)}
+
+
+def campaign_key(campaign_id: str) -> Item:
+    return _key(CAMPAIGN_PREFIX + campaign_id)
+
+
+def campaign_partition(campaign_id: str) -> AttributeValueTypeDef:
+    """The value of ``PK`` shared by a campaign's metadata, counter shards and recipients."""
+    return text(CAMPAIGN_PREFIX + campaign_id)
+
+
+def shard_key(campaign_id: str, shard: int) -> Item:
+    return _key(CAMPAIGN_PREFIX + campaign_id, f"{SHARD_PREFIX}{shard}")
+
+
+def recipient_key(campaign_id: str, phone: str) -> Item:
+    return _key(CAMPAIGN_PREFIX + campaign_id, USER_PREFIX + phone)
+
+
+def suppression_key(phone: str) -> Item:
+    return _key(SUPPRESSION_PREFIX + phone)
+
+
+def counter_bucket(portfolio: str, day: str, shard: int = 0) -> str:
+    """The seed's ``DAILY_COUNTER#<date>`` for the default portfolio, else one per portfolio;
+    cap shards past the first add ``#s<k>``."""
+    pk = COUNTER_PREFIX + day if portfolio == "default" else f"{COUNTER_PREFIX}{portfolio}#{day}"
+    return f"{pk}#s{shard}" if shard else pk
+
+
+def counter_key(portfolio: str, day: str, shard: int = 0) -> Item:
+    return bucket_key(counter_bucket(portfolio, day, shard))
+
+
+def bucket_key(bucket: str) -> Item:
+    """The key of a cap counter item from its ``PK`` (a ``Reservation.bucket``)."""
+    return _key(bucket)
+
+
+def item_key(item: Mapping[str, Any]) -> tuple[str, str]:
+    """``(PK, SK)`` of a raw item."""
+    return str(item["PK"]["S"]), str(item["SK"]["S"])
+
+
+# -- errors and the call wrapper ----------------------------------------------------------------
+
+
+class Refused(Exception):
+    """A write's condition failed. ``item`` is the item DynamoDB returned with the refusal
+    (``ReturnValuesOnConditionCheckFailure=ALL_OLD``): None when there was none or it was not
+    asked for. Internal to the adapters: callers turn it into a domain answer."""
+
+    def __init__(self, item: Item | None) -> None:
+        super().__init__("condition failed")
+        self.item = item
+
+    @property
+    def found(self) -> dict[str, Any]:
+        """The refused item's attributes, deserialised ({} when none came back)."""
+        return deserialize(self.item) if self.item else {}
+
+
 def is_conditional_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
@@ -98,26 +176,263 @@ def unavailable(exc: ClientError | BotoCoreError, what: str) -> StoreUnavailable
     return StoreUnavailable(f"DynamoDB {what} failed: {type(exc).__name__}")
 
 
+def call(what: str, request: Callable[[], T]) -> T:
+    """One request (botocore retries throttling and 5xx itself), its errors translated."""
+    try:
+        return request()
+    except ClientError as exc:
+        if is_conditional_failure(exc):
+            raise Refused(exc.response.get("Item")) from None  # type: ignore[arg-type]
+        raise unavailable(exc, what) from None
+    except BotoCoreError as exc:
+        raise unavailable(exc, what) from None
+
+
+# -- "did my lost write land?" ------------------------------------------------------------------
+
+# The attribute a write that must recognise itself after a lost answer sets to a fresh token:
+# a timestamp is not enough, two racers can write within the same millisecond.
+WRITE_TOKEN = "writeToken"  # noqa: S105 (an attribute name, not a secret)
+
+
+@dataclass(frozen=True)
+class WriteToken:
+    """A unique value a write sets on ``attribute``; finding it there means the write landed."""
+
+    value: str = field(default_factory=lambda: uuid.uuid4().hex)
+    attribute: str = WRITE_TOKEN
+
+    def landed(self, found: Mapping[str, Any]) -> bool:
+        return found.get(self.attribute) == self.value
+
+
+@dataclass(frozen=True)
+class Written:
+    """A write that is in place. ``item`` is what the write returned (as its
+    ``ReturnValues`` asked), or, when ``replayed``, the item as a refused retry found it: an
+    earlier try of this very write had landed and its answer was lost."""
+
+    item: Item
+    replayed: bool = False
+
+
+class Table:
+    """One table reached through the edge: every request's errors translated, and conditional
+    writes that recognise their own landed tries. ``retry`` (a policy from
+    ``campaigns.aws.retrying``) puts a bounded loop on top of botocore's own retries."""
+
+    def __init__(self, client: DynamoDBClient, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    def get(self, key: Item, *, what: str = "GetItem") -> Item | None:
+        """A consistent read of one item (None when absent)."""
+        response = call(
+            what, lambda: self.client.get_item(TableName=self.name, Key=key, ConsistentRead=True)
+        )
+        item: Item | None = response.get("Item")
+        return item
+
+    def query(self, **request: Any) -> Any:
+        """One Query page."""
+        return call("Query", lambda: self.client.query(TableName=self.name, **request))
+
+    def query_items(self, **request: Any) -> Iterator[Item]:
+        """Every item a Query finds, page by page (constant memory)."""
+        return self._pages("Query", lambda page: self.client.query(**page), request)
+
+    def scan_items(self, **request: Any) -> Iterator[Item]:
+        """Every item a Scan finds, page by page (constant memory)."""
+        return self._pages("Scan", lambda page: self.client.scan(**page), request)
+
+    def _pages(
+        self, what: str, send: Callable[[dict[str, Any]], Any], request: dict[str, Any]
+    ) -> Iterator[Item]:
+        request = {"TableName": self.name, **request}
+        while True:
+            page: Any = call(what, lambda: send(request))
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def put(
+        self,
+        item: Item,
+        *,
+        condition: str | None = None,
+        landed: Landed | None = None,
+        retry: Retrying | None = None,
+    ) -> Written:
+        request: dict[str, Any] = {"TableName": self.name, "Item": item}
+        if condition is not None:
+            request["ConditionExpression"] = condition
+        if landed is not None:
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        return self._write("PutItem", lambda: self.client.put_item(**request), landed, retry)
+
+    def update(
+        self,
+        key: Item,
+        expression: str,
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+        returns: str | None = None,
+        refused_item: bool = False,
+        landed: Landed | None = None,
+        retry: Retrying | None = None,
+        what: str = "UpdateItem",
+    ) -> Written:
+        """One UpdateItem. ``refused_item`` asks DynamoDB for the item a failed condition saw
+        (``Refused.item``); ``landed`` does too, and is asked whether that item shows this very
+        write in place, in which case the write counts as done (``Written.replayed``)."""
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": key,
+            "UpdateExpression": expression,
+        }
+        if condition is not None:
+            request["ConditionExpression"] = condition
+        if names:
+            request["ExpressionAttributeNames"] = dict(names)
+        if values:
+            request["ExpressionAttributeValues"] = dict(values)
+        if returns is not None:
+            request["ReturnValues"] = returns
+        if refused_item or landed is not None:
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        return self._write(what, lambda: self.client.update_item(**request), landed, retry)
+
+    @staticmethod
+    def _write(
+        what: str, request: Callable[[], Any], landed: Landed | None, retry: Retrying | None
+    ) -> Written:
+        try:
+            response = call(what, request) if retry is None else retry(call, what, request)
+        except Refused as refused:
+            # A retry (botocore's or ours) whose first try landed, answer lost, is refused by
+            # its own condition: the item it finds tells whether that was this very write.
+            if landed is not None and refused.item and landed(refused.found):
+                return Written(refused.item, replayed=True)
+            raise
+        return Written(response.get("Attributes", {}))
+
+
+# -- codecs: one attribute map each, read and written through it ------------------------------
+
+
+@dataclass(frozen=True)
+class _Attribute:
+    name: str  # the DynamoDB attribute
+    default: Any = None  # what a missing attribute reads as
+    created: bool = True  # a new item holds it (later updates write the others)
+
+
+# Campaign field -> its attribute. The counters start at 0 on a new item and are read as ints;
+# the counters' ADDs and the transitions' SETs write the same names.
+CAMPAIGN_ATTRIBUTES: Final[Mapping[str, _Attribute]] = {
+    "campaign_id": _Attribute("campaignId"),
+    "name": _Attribute("name", ""),
+    "template_name": _Attribute("templateName", ""),
+    "template_language": _Attribute("templateLanguage", "en_US"),
+    "parameter_format": _Attribute("parameterFormat", "POSITIONAL"),
+    "status": _Attribute("status", CampaignStatus.DRAFT.value),
+    "total_recipients": _Attribute("totalRecipients", 0),
+    "sent_count": _Attribute("sentCount", 0),
+    "failed_count": _Attribute("failedCount", 0),
+    "unknown_count": _Attribute("unknownCount", 0),
+    "created_at": _Attribute("createdAt"),
+    "pause_reason": _Attribute("pauseReason", created=False),
+    "started_at": _Attribute("startedAt", created=False),
+    "paused_at": _Attribute("pausedAt", created=False),
+    "completed_at": _Attribute("completedAt", created=False),
+    "cancelled_at": _Attribute("cancelledAt", created=False),
+}
+CAMPAIGN_COUNTERS: Final = ("total_recipients", "sent_count", "failed_count", "unknown_count")
+# Written on every new campaign item for the seed's readers; never read back.
+_CAMPAIGN_CONSTANTS: Final = {"channel": "WHATSAPP", "audienceType": "CSV"}
+
+
+def campaign_attribute(field_name: str) -> str:
+    return CAMPAIGN_ATTRIBUTES[field_name].name
+
+
+def new_campaign_item(campaign: Campaign) -> Item:
+    """The metadata item ``create_campaign`` puts: its counters at 0, no transition stamps."""
+    values = {
+        attribute.name: 0 if field_name in CAMPAIGN_COUNTERS else _encoded(campaign, field_name)
+        for field_name, attribute in CAMPAIGN_ATTRIBUTES.items()
+        if attribute.created
+    }
+    return campaign_key(campaign.campaign_id) | serialize(values | _CAMPAIGN_CONSTANTS)
+
+
 def campaign_from_item(item: Mapping[str, Any]) -> Campaign:
     data = deserialize(item)
-    return Campaign(
-        campaign_id=data["campaignId"],
-        name=data.get("name", ""),
-        template_name=data.get("templateName", ""),
-        template_language=data.get("templateLanguage", "en_US"),
-        status=CampaignStatus(data.get("status", "DRAFT")),
-        total_recipients=int(data.get("totalRecipients", 0)),
-        sent_count=int(data.get("sentCount", 0)),
-        failed_count=int(data.get("failedCount", 0)),
-        unknown_count=int(data.get("unknownCount", 0)),
-        pause_reason=data.get("pauseReason"),
-        parameter_format=data.get("parameterFormat", "POSITIONAL"),
-        created_at=data.get("createdAt"),
-        started_at=data.get("startedAt"),
-        paused_at=data.get("pausedAt"),
-        completed_at=data.get("completedAt"),
-        cancelled_at=data.get("cancelledAt"),
-    )
+    values = {
+        field_name: data.get(attribute.name, attribute.default)
+        for field_name, attribute in CAMPAIGN_ATTRIBUTES.items()
+    }
+    values["campaign_id"] = data[CAMPAIGN_ATTRIBUTES["campaign_id"].name]  # required
+    values["status"] = CampaignStatus(values["status"])
+    for counter in CAMPAIGN_COUNTERS:
+        values[counter] = int(values[counter])
+    return Campaign(**values)
+
+
+# Recipient field -> its attribute. A new item holds phone, status, attempts and params; the
+# lease state machine's updates write the others under the same names.
+RECIPIENT_ATTRIBUTES: Final[Mapping[str, _Attribute]] = {
+    "phone": _Attribute("phone"),
+    "status": _Attribute("status", RecipientStatus.PENDING.value),
+    "attempts": _Attribute("attempts", 0),
+    "halted_attempts": _Attribute("haltedAttempts", 0, created=False),
+    "params": _Attribute("params", ()),
+    "lease_owner": _Attribute("leaseOwner", created=False),
+    "lease_until": _Attribute("leaseUntil", created=False),
+    "message_id": _Attribute("messageId", created=False),
+    "error_code": _Attribute("errorCode", created=False),
+    "unknown_reason": _Attribute("unknownReason", created=False),
+}
+
+
+def new_recipient_item(campaign_id: str, phone: str, params: tuple[TemplateParam, ...]) -> Item:
+    """A PENDING recipient as the producer writes it (``params`` only when there are some)."""
+    recipient = Recipient(campaign_id, phone, RecipientStatus.PENDING, params=params)
+    values = {
+        attribute.name: _encoded(recipient, field_name)
+        for field_name, attribute in RECIPIENT_ATTRIBUTES.items()
+        if attribute.created and (field_name != "params" or params)
+    }
+    return recipient_key(campaign_id, phone) | serialize(values)
+
+
+def recipient_from_item(campaign_id: str, item: Mapping[str, Any]) -> Recipient:
+    data = deserialize(item)
+    values = {
+        field_name: data.get(attribute.name, attribute.default)
+        for field_name, attribute in RECIPIENT_ATTRIBUTES.items()
+    }
+    # Older items may lack ``phone``: the sort key holds it too.
+    values["phone"] = values["phone"] or str(data["SK"]).removeprefix(USER_PREFIX)
+    values["status"] = RecipientStatus(values["status"])
+    values["attempts"] = int(values["attempts"])
+    values["halted_attempts"] = int(values["halted_attempts"])
+    values["params"] = params_from_value(values["params"])
+    if values["lease_until"] is not None:
+        values["lease_until"] = float(values["lease_until"])
+    return Recipient(campaign_id=campaign_id, **values)
+
+
+def _encoded(record: Campaign | Recipient, field_name: str) -> Any:
+    value = getattr(record, field_name)
+    if isinstance(value, StrEnum):
+        return value.value
+    if field_name == "params":
+        return params_to_value(value)
+    return value
 
 
 def params_from_value(value: Any) -> tuple[TemplateParam, ...]:
@@ -138,21 +453,3 @@ def params_from_value(value: Any) -> tuple[TemplateParam, ...]:
 
 def params_to_value(params: tuple[TemplateParam, ...]) -> list[dict[str, str]]:
     return [{"name": p.name, "value": p.value} for p in params]
-
-
-def recipient_from_item(campaign_id: str, item: Mapping[str, Any]) -> Recipient:
-    data = deserialize(item)
-    phone = data.get("phone") or str(data["SK"]).removeprefix(USER_PREFIX)
-    return Recipient(
-        campaign_id=campaign_id,
-        phone=phone,
-        status=RecipientStatus(data.get("status", "PENDING")),
-        attempts=int(data.get("attempts", 0)),
-        halted_attempts=int(data.get("haltedAttempts", 0)),
-        params=params_from_value(data.get("params")),
-        lease_owner=data.get("leaseOwner"),
-        lease_until=float(data["leaseUntil"]) if data.get("leaseUntil") is not None else None,
-        message_id=data.get("messageId"),
-        error_code=data.get("errorCode"),
-        unknown_reason=data.get("unknownReason"),
-    )

@@ -26,9 +26,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from campaigns.aws.dynamo import counter_key, deserialize, is_conditional_failure, unavailable
+from campaigns.aws.dynamo import (
+    Item,
+    Refused,
+    Table,
+    bucket_key,
+    counter_bucket,
+    counter_key,
+    deserialize,
+    flag,
+    number,
+)
 from campaigns.domain.errors import StoreUnavailable
 from campaigns.ports import CapUsage, Reservation
 
@@ -69,7 +77,7 @@ class DayState:
     sealed: bool = False
 
     @classmethod
-    def from_item(cls, item: dict[str, Any] | None) -> DayState:
+    def from_item(cls, item: Item | None) -> DayState:
         if not item:
             return cls()
         data = deserialize(item)
@@ -95,12 +103,11 @@ class DynamoCapGuard:
         refund_client: DynamoDBClient | None = None,
         shard: int = 0,
     ) -> None:
-        self._db = client
+        self._table = Table(client, table)
         self._shard = shard
         # Refunds are not idempotent (ADD -1): give them a client that never retries, so a
         # lost answer costs at most a leaked unit (safe), never a double refund (unsafe).
-        self._refund_db = refund_client or client
-        self._table = table
+        self._refunds = Table(refund_client or client, table)
         self._cap = cap
         self._portfolio = portfolio
         self._lock = threading.Lock()
@@ -133,7 +140,7 @@ class DynamoCapGuard:
                 fresh = True
                 continue
             return Reservation(
-                bucket=counter_key(self._portfolio, day, self._shard)["PK"]["S"],
+                bucket=counter_bucket(self._portfolio, day, self._shard),
                 hour=target,
                 used=frozen + written.hours[target],
                 limit=self._cap,
@@ -143,19 +150,16 @@ class DynamoCapGuard:
     def refund(self, reservation: Reservation) -> None:
         attr = hour_attr(reservation.hour)
         try:
-            self._refund_db.update_item(
-                TableName=self._table,
-                Key={"PK": {"S": reservation.bucket}, "SK": {"S": "METADATA"}},
-                UpdateExpression="ADD #c :minus, #h :minus",
-                ConditionExpression="#h > :zero",
-                ExpressionAttributeNames={"#c": "count", "#h": attr},
-                ExpressionAttributeValues={":minus": {"N": "-1"}, ":zero": {"N": "0"}},
+            self._refunds.update(
+                bucket_key(reservation.bucket),
+                "ADD #c :minus, #h :minus",
+                condition="#h > :zero",
+                names={"#c": "count", "#h": attr},
+                values={":minus": number(-1), ":zero": number(0)},
+                what="refund",
             )
-        except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise unavailable(exc, "refund") from None
-        except BotoCoreError as exc:
-            raise unavailable(exc, "refund") from None
+        except Refused:
+            return  # the bucket holds nothing to refund (never below zero)
 
     def usage(self, now_s: float) -> CapUsage:
         day, hour = day_and_hour(now_s)
@@ -181,15 +185,8 @@ class DynamoCapGuard:
         return state if state is not None else self._read(day)
 
     def _read(self, day: str) -> DayState:
-        try:
-            response = self._db.get_item(
-                TableName=self._table,
-                Key=counter_key(self._portfolio, day, self._shard),
-                ConsistentRead=True,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise unavailable(exc, "cap read") from None
-        state = DayState.from_item(response.get("Item"))
+        item = self._table.get(counter_key(self._portfolio, day, self._shard), what="cap read")
+        state = DayState.from_item(item)
         self._remember(day, state)
         return state
 
@@ -199,24 +196,21 @@ class DynamoCapGuard:
             known = self._days.get(day)
         if known is not None and known.sealed:
             return known
-        try:
-            response = self._db.update_item(
-                TableName=self._table,
-                Key=counter_key(self._portfolio, day, self._shard),
-                UpdateExpression="SET sealed = :t",
-                ExpressionAttributeValues={":t": {"BOOL": True}},
-                ReturnValues="ALL_NEW",
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise unavailable(exc, "cap seal") from None
-        state = DayState.from_item(response.get("Attributes"))
+        written = self._table.update(
+            counter_key(self._portfolio, day, self._shard),
+            "SET sealed = :t",
+            values={":t": flag(True)},
+            returns="ALL_NEW",
+            what="cap seal",
+        )
+        state = DayState.from_item(written.item)
         self._remember(day, state)
         return state
 
     def _write(self, day: str, hour: int, seen: DayState, remaining: int | None) -> DayState | None:
         attr = hour_attr(hour)
         names = {"#c": "count", "#h": attr}
-        values: dict[str, Any] = {":one": {"N": "1"}, ":hour": {"N": str(hour)}}
+        values: dict[str, Any] = {":one": number(1), ":hour": number(hour)}
         conditions = ["attribute_not_exists(sealed)"]
         update = "ADD #c :one, #h :one"
         if seen.open_hour == hour:
@@ -228,8 +222,8 @@ class DynamoCapGuard:
                 conditions.append("attribute_not_exists(openHour)")
             else:
                 names["#p"] = hour_attr(seen.open_hour)
-                values[":open"] = {"N": str(seen.open_hour)}
-                values[":prev"] = {"N": str(seen.hours[seen.open_hour])}
+                values[":open"] = number(seen.open_hour)
+                values[":prev"] = number(seen.hours[seen.open_hour])
                 conditions.append("openHour = :open")
                 conditions.append(
                     "(#p = :prev OR attribute_not_exists(#p))"
@@ -237,25 +231,21 @@ class DynamoCapGuard:
                     else "#p = :prev"
                 )
         if remaining is not None:
-            values[":rem"] = {"N": str(remaining)}
+            values[":rem"] = number(remaining)
             conditions.append("(attribute_not_exists(#h) OR #h < :rem)")
         try:
-            response = self._db.update_item(
-                TableName=self._table,
-                Key=counter_key(self._portfolio, day, self._shard),
-                UpdateExpression=update,
-                ConditionExpression=" AND ".join(conditions),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
+            written = self._table.update(
+                counter_key(self._portfolio, day, self._shard),
+                update,
+                condition=" AND ".join(conditions),
+                names=names,
+                values=values,
+                returns="ALL_NEW",
+                what="cap reserve",
             )
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                return None
-            raise unavailable(exc, "cap reserve") from None
-        except BotoCoreError as exc:
-            raise unavailable(exc, "cap reserve") from None
-        state = DayState.from_item(response.get("Attributes"))
+        except Refused:
+            return None
+        state = DayState.from_item(written.item)
         self._remember(day, state)
         return state
 

@@ -6,14 +6,15 @@ of 10, send in batches of 10 (SQS's per-call maximum).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from campaigns.aws.retrying import sqs_sends
+from campaigns.domain.clock import SystemClock
 from campaigns.domain.errors import QueueUnavailable
-from campaigns.ports import ReceivedMessage
+from campaigns.ports import Clock, ReceivedMessage
 from campaigns.settings import MAX_SQS_BATCH
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 MAX_WAIT_TIME_S = 20  # SQS's longest long poll
 MAX_DELAY_S = 900  # SQS's longest DelaySeconds
-SEND_RETRIES = 5
 
 
 def chunks(items: Sequence[Any], size: int = MAX_SQS_BATCH) -> Iterable[Sequence[Any]]:
@@ -47,9 +47,10 @@ def resolve_queue_url(client: SQSClient, name: str, url: str | None = None) -> s
 
 
 class SqsQueue:
-    def __init__(self, client: SQSClient, queue_url: str) -> None:
+    def __init__(self, client: SQSClient, queue_url: str, clock: Clock | None = None) -> None:
         self._sqs = client
         self.url = queue_url
+        self._retry = sqs_sends(clock or SystemClock())
 
     def receive(
         self, max_messages: int, wait_s: int, visibility_timeout_s: int | None = None
@@ -106,29 +107,31 @@ class SqsQueue:
 
     def send(self, bodies: Sequence[str], delay_s: int = 0) -> int:
         """Send in batches of 10, retrying failed entries; returns how many were sent."""
+        return sum(self._send_batch(chunk, delay_s) for chunk in chunks(list(bodies)))
+
+    def _send_batch(self, bodies: Sequence[str], delay_s: int) -> int:
+        """One SendMessageBatch, then its failed entries again (``retrying.sqs_sends``)."""
+        pending = {str(i): body for i, body in enumerate(bodies)}
         sent = 0
-        for chunk in chunks(list(bodies)):
-            pending = {str(i): body for i, body in enumerate(chunk)}
-            for attempt in range(SEND_RETRIES):
-                entries: list[Any] = [
-                    {"Id": i, "MessageBody": b, "DelaySeconds": min(delay_s, MAX_DELAY_S)}
-                    for i, b in pending.items()
-                ]
-                try:
-                    response = self._sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
-                except (ClientError, BotoCoreError) as exc:
-                    if attempt == SEND_RETRIES - 1:
-                        raise _queue_error(exc, "SendMessageBatch") from None
-                    time.sleep(0.2 * 2**attempt)
-                    continue
-                for ok in response.get("Successful", []):
-                    pending.pop(ok["Id"], None)
-                    sent += 1
-                if not pending:
-                    break
-                time.sleep(0.2 * 2**attempt)
-            if pending:
-                raise QueueUnavailable(f"SQS SendMessageBatch left {len(pending)} unsent")
+
+        def send_pending() -> dict[str, str]:
+            nonlocal sent
+            entries: list[Any] = [
+                {"Id": i, "MessageBody": b, "DelaySeconds": min(delay_s, MAX_DELAY_S)}
+                for i, b in pending.items()
+            ]
+            try:
+                response = self._sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
+            except (ClientError, BotoCoreError) as exc:
+                raise _queue_error(exc, "SendMessageBatch") from None
+            for ok in response.get("Successful", []):
+                pending.pop(ok["Id"], None)
+                sent += 1
+            return pending
+
+        left: dict[str, str] = self._retry(send_pending)
+        if left:
+            raise QueueUnavailable(f"SQS SendMessageBatch left {len(left)} unsent")
         return sent
 
     def depth(self) -> tuple[int, int]:
