@@ -12,7 +12,8 @@ from array import array
 from collections import Counter
 from typing import Any
 
-from campaigns.aws.dynamo import USER_PREFIX, deserialize, serialize
+from campaigns.aws.dynamo import deserialize, serialize
+from campaigns.aws.items import USER_PREFIX
 
 _CLAUSE = re.compile(r"\b(SET|REMOVE|ADD)\b")
 

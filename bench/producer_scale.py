@@ -16,7 +16,8 @@ from typing import Any
 
 from bench.fakeaws import FakeDynamoDB, FakeSQS
 from campaigns.aws.bulk import BulkRecipients
-from campaigns.aws.dynamo import recipient_key, serialize
+from campaigns.aws.dynamo import serialize
+from campaigns.aws.items import recipient_key
 from campaigns.aws.queue import SqsQueue
 from campaigns.aws.store import DynamoStore
 from campaigns.domain.message import encode, new_batch

@@ -7,12 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from campaigns.aws.dynamo import (
-    MAX_BATCH_GET,
-    MAX_BATCH_WRITE,
+from campaigns.aws.dynamo import MAX_BATCH_GET, MAX_BATCH_WRITE, call
+from campaigns.aws.items import (
     SUPPRESSION_PREFIX,
     USER_PREFIX,
-    call,
     item_key,
     new_recipient_item,
     recipient_key,

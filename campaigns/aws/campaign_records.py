@@ -7,23 +7,25 @@ from typing import TYPE_CHECKING, Any
 
 from campaigns.aws.counters import Partition, read_partition
 from campaigns.aws.dynamo import (
-    CAMPAIGN_PREFIX,
-    METADATA,
-    SHARD_PREFIX,
     WRITE_TOKEN,
     Item,
     Refused,
     Table,
     WriteToken,
+    number,
+    serialize,
+    text,
+)
+from campaigns.aws.items import (
+    CAMPAIGN_PREFIX,
+    METADATA,
+    SHARD_PREFIX,
     campaign_attribute,
     campaign_from_item,
     campaign_key,
     item_key,
     new_campaign_item,
-    number,
-    serialize,
     suppression_key,
-    text,
 )
 from campaigns.domain.clock import iso_utc
 from campaigns.domain.errors import (

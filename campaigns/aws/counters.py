@@ -15,22 +15,16 @@ import zlib
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from campaigns.aws.dynamo import (
+from campaigns.aws.dynamo import Item, Refused, Table, WriteToken, deserialize, number, text
+from campaigns.aws.items import (
     METADATA,
     SHARD_PREFIX,
-    Item,
-    Refused,
-    Table,
-    WriteToken,
     campaign_attribute,
     campaign_from_item,
     campaign_key,
     campaign_partition,
-    deserialize,
     item_key,
-    number,
     shard_key,
-    text,
 )
 from campaigns.domain.errors import CampaignNotFound
 from campaigns.domain.models import Campaign

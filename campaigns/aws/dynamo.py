@@ -1,12 +1,12 @@
-"""The DynamoDB edge: the one module that speaks DynamoDB's wire format.
+"""The DynamoDB edge: the one place that speaks DynamoDB's wire format.
 
 Everything the store, the counters, the leases, the cap guard and the bulk writer send to
-DynamoDB or read back goes through here: the keys, the attribute values (``text``, ``number``,
-``flag``), the item codecs of campaigns and recipients, the translation of botocore's errors
-into ``StoreUnavailable`` (and of a failed condition into ``Refused``), and the one way a
-conditional write recognises that an earlier try of itself had landed: ``Table.update`` and
-``Table.put`` take a ``landed(item)`` predicate that is asked about the item a refused retry
-found. The item layout is kept exactly as existing deployments hold it.
+DynamoDB or read back goes through here: the attribute values (``text``, ``number``, ``flag``,
+``serialize``), the translation of botocore's errors into ``StoreUnavailable`` (and of a failed
+condition into ``Refused``), and the one way a conditional write recognises that an earlier
+try of itself had landed: ``Table.update`` and ``Table.put`` take a ``landed(item)`` predicate
+that is asked about the item a refused retry found. The keys and the item codecs (the layout)
+are its companion, ``campaigns.aws.items``.
 """
 
 from __future__ import annotations
@@ -15,20 +15,12 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from campaigns.domain.errors import StoreUnavailable
-from campaigns.domain.models import (
-    Campaign,
-    CampaignStatus,
-    Recipient,
-    RecipientStatus,
-    TemplateParam,
-)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -36,13 +28,6 @@ if TYPE_CHECKING:
     from tenacity import Retrying
 
 T = TypeVar("T")
-
-METADATA = "METADATA"
-CAMPAIGN_PREFIX = "CAMPAIGN#"
-USER_PREFIX = "USER#"
-SHARD_PREFIX = "COUNTER#"  # campaign counter shards: PK = CAMPAIGN#<id>, SK = COUNTER#<k>
-COUNTER_PREFIX = "DAILY_COUNTER#"
-SUPPRESSION_PREFIX = "SUPPRESSED#"
 
 # DynamoDB quotas (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html)
 MAX_BATCH_WRITE = 25  # items per BatchWriteItem
@@ -96,55 +81,6 @@ def _from_dynamo(value: Any) -> Any:
     if isinstance(value, list):
         return [_from_dynamo(v) for v in value]
     return value
-
-
-# -- keys -------------------------------------------------------------------------------------
-
-
-def _key(pk: str, sk: str = METADATA) -> Item:
-    return {"PK": text(pk), "SK": text(sk)}
-
-
-def campaign_key(campaign_id: str) -> Item:
-    return _key(CAMPAIGN_PREFIX + campaign_id)
-
-
-def campaign_partition(campaign_id: str) -> AttributeValueTypeDef:
-    """The value of ``PK`` shared by a campaign's metadata, counter shards and recipients."""
-    return text(CAMPAIGN_PREFIX + campaign_id)
-
-
-def shard_key(campaign_id: str, shard: int) -> Item:
-    return _key(CAMPAIGN_PREFIX + campaign_id, f"{SHARD_PREFIX}{shard}")
-
-
-def recipient_key(campaign_id: str, phone: str) -> Item:
-    return _key(CAMPAIGN_PREFIX + campaign_id, USER_PREFIX + phone)
-
-
-def suppression_key(phone: str) -> Item:
-    return _key(SUPPRESSION_PREFIX + phone)
-
-
-def counter_bucket(portfolio: str, day: str, shard: int = 0) -> str:
-    """The seed's ``DAILY_COUNTER#<date>`` for the default portfolio, else one per portfolio;
-    cap shards past the first add ``#s<k>``."""
-    pk = COUNTER_PREFIX + day if portfolio == "default" else f"{COUNTER_PREFIX}{portfolio}#{day}"
-    return f"{pk}#s{shard}" if shard else pk
-
-
-def counter_key(portfolio: str, day: str, shard: int = 0) -> Item:
-    return bucket_key(counter_bucket(portfolio, day, shard))
-
-
-def bucket_key(bucket: str) -> Item:
-    """The key of a cap counter item from its ``PK`` (a ``Reservation.bucket``)."""
-    return _key(bucket)
-
-
-def item_key(item: Mapping[str, Any]) -> tuple[str, str]:
-    """``(PK, SK)`` of a raw item."""
-    return str(item["PK"]["S"]), str(item["SK"]["S"])
 
 
 # -- errors and the call wrapper ----------------------------------------------------------------
@@ -318,138 +254,3 @@ class Table:
                 return Written(refused.item, replayed=True)
             raise
         return Written(response.get("Attributes", {}))
-
-
-# -- codecs: one attribute map each, read and written through it ------------------------------
-
-
-@dataclass(frozen=True)
-class _Attribute:
-    name: str  # the DynamoDB attribute
-    default: Any = None  # what a missing attribute reads as
-    created: bool = True  # a new item holds it (later updates write the others)
-
-
-# Campaign field -> its attribute. The counters start at 0 on a new item and are read as ints;
-# the counters' ADDs and the transitions' SETs write the same names.
-CAMPAIGN_ATTRIBUTES: Final[Mapping[str, _Attribute]] = {
-    "campaign_id": _Attribute("campaignId"),
-    "name": _Attribute("name", ""),
-    "template_name": _Attribute("templateName", ""),
-    "template_language": _Attribute("templateLanguage", "en_US"),
-    "parameter_format": _Attribute("parameterFormat", "POSITIONAL"),
-    "status": _Attribute("status", CampaignStatus.DRAFT.value),
-    "total_recipients": _Attribute("totalRecipients", 0),
-    "sent_count": _Attribute("sentCount", 0),
-    "failed_count": _Attribute("failedCount", 0),
-    "unknown_count": _Attribute("unknownCount", 0),
-    "created_at": _Attribute("createdAt"),
-    "pause_reason": _Attribute("pauseReason", created=False),
-    "started_at": _Attribute("startedAt", created=False),
-    "paused_at": _Attribute("pausedAt", created=False),
-    "completed_at": _Attribute("completedAt", created=False),
-    "cancelled_at": _Attribute("cancelledAt", created=False),
-}
-CAMPAIGN_COUNTERS: Final = ("total_recipients", "sent_count", "failed_count", "unknown_count")
-# Written on every new campaign item for the seed's readers; never read back.
-_CAMPAIGN_CONSTANTS: Final = {"channel": "WHATSAPP", "audienceType": "CSV"}
-
-
-def campaign_attribute(field_name: str) -> str:
-    return CAMPAIGN_ATTRIBUTES[field_name].name
-
-
-def new_campaign_item(campaign: Campaign) -> Item:
-    """The metadata item ``create_campaign`` puts: its counters at 0, no transition stamps."""
-    values = {
-        attribute.name: 0 if field_name in CAMPAIGN_COUNTERS else _encoded(campaign, field_name)
-        for field_name, attribute in CAMPAIGN_ATTRIBUTES.items()
-        if attribute.created
-    }
-    return campaign_key(campaign.campaign_id) | serialize(values | _CAMPAIGN_CONSTANTS)
-
-
-def campaign_from_item(item: Mapping[str, Any]) -> Campaign:
-    data = deserialize(item)
-    values = {
-        field_name: data.get(attribute.name, attribute.default)
-        for field_name, attribute in CAMPAIGN_ATTRIBUTES.items()
-    }
-    values["campaign_id"] = data[CAMPAIGN_ATTRIBUTES["campaign_id"].name]  # required
-    values["status"] = CampaignStatus(values["status"])
-    for counter in CAMPAIGN_COUNTERS:
-        values[counter] = int(values[counter])
-    return Campaign(**values)
-
-
-# Recipient field -> its attribute. A new item holds phone, status, attempts and params; the
-# lease state machine's updates write the others under the same names.
-RECIPIENT_ATTRIBUTES: Final[Mapping[str, _Attribute]] = {
-    "phone": _Attribute("phone"),
-    "status": _Attribute("status", RecipientStatus.PENDING.value),
-    "attempts": _Attribute("attempts", 0),
-    "halted_attempts": _Attribute("haltedAttempts", 0, created=False),
-    "params": _Attribute("params", ()),
-    "lease_owner": _Attribute("leaseOwner", created=False),
-    "lease_until": _Attribute("leaseUntil", created=False),
-    "message_id": _Attribute("messageId", created=False),
-    "error_code": _Attribute("errorCode", created=False),
-    "unknown_reason": _Attribute("unknownReason", created=False),
-}
-
-
-def new_recipient_item(campaign_id: str, phone: str, params: tuple[TemplateParam, ...]) -> Item:
-    """A PENDING recipient as the producer writes it (``params`` only when there are some)."""
-    recipient = Recipient(campaign_id, phone, RecipientStatus.PENDING, params=params)
-    values = {
-        attribute.name: _encoded(recipient, field_name)
-        for field_name, attribute in RECIPIENT_ATTRIBUTES.items()
-        if attribute.created and (field_name != "params" or params)
-    }
-    return recipient_key(campaign_id, phone) | serialize(values)
-
-
-def recipient_from_item(campaign_id: str, item: Mapping[str, Any]) -> Recipient:
-    data = deserialize(item)
-    values = {
-        field_name: data.get(attribute.name, attribute.default)
-        for field_name, attribute in RECIPIENT_ATTRIBUTES.items()
-    }
-    # Older items may lack ``phone``: the sort key holds it too.
-    values["phone"] = values["phone"] or str(data["SK"]).removeprefix(USER_PREFIX)
-    values["status"] = RecipientStatus(values["status"])
-    values["attempts"] = int(values["attempts"])
-    values["halted_attempts"] = int(values["halted_attempts"])
-    values["params"] = params_from_value(values["params"])
-    if values["lease_until"] is not None:
-        values["lease_until"] = float(values["lease_until"])
-    return Recipient(campaign_id=campaign_id, **values)
-
-
-def _encoded(record: Campaign | Recipient, field_name: str) -> Any:
-    value = getattr(record, field_name)
-    if isinstance(value, StrEnum):
-        return value.value
-    if field_name == "params":
-        return params_to_value(value)
-    return value
-
-
-def params_from_value(value: Any) -> tuple[TemplateParam, ...]:
-    """Read ``params`` liberally: a list of {name, value} maps (ours), a list of strings or a map
-    (older writers)."""
-    if not value:
-        return ()
-    if isinstance(value, dict):
-        return tuple(TemplateParam(str(k), str(v)) for k, v in value.items())
-    params: list[TemplateParam] = []
-    for index, entry in enumerate(value):
-        if isinstance(entry, dict):
-            params.append(TemplateParam(str(entry.get("name", index + 1)), str(entry["value"])))
-        else:
-            params.append(TemplateParam(str(index + 1), str(entry)))
-    return tuple(params)
-
-
-def params_to_value(params: tuple[TemplateParam, ...]) -> list[dict[str, str]]:
-    return [{"name": p.name, "value": p.value} for p in params]

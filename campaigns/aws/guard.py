@@ -26,17 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from campaigns.aws.dynamo import (
-    Item,
-    Refused,
-    Table,
-    bucket_key,
-    counter_bucket,
-    counter_key,
-    deserialize,
-    flag,
-    number,
-)
+from campaigns.aws.dynamo import Item, Refused, Table, deserialize, flag, number
+from campaigns.aws.items import bucket_key, counter_bucket, counter_key
 from campaigns.domain.errors import StoreUnavailable
 from campaigns.ports import CapUsage, Reservation
 

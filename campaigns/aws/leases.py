@@ -22,10 +22,9 @@ from campaigns.aws.dynamo import (
     WriteToken,
     deserialize,
     number,
-    recipient_from_item,
-    recipient_key,
     text,
 )
+from campaigns.aws.items import recipient_from_item, recipient_key
 from campaigns.domain.clock import iso_utc
 from campaigns.domain.models import Claim, Recipient, RecipientStatus
 from campaigns.ports import ClaimResult, Clock, CommitResult

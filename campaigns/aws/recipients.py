@@ -5,13 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from campaigns.aws.dynamo import (
-    USER_PREFIX,
-    Table,
-    campaign_partition,
-    recipient_from_item,
-    text,
-)
+from campaigns.aws.dynamo import Table, text
+from campaigns.aws.items import USER_PREFIX, campaign_partition, recipient_from_item
 from campaigns.domain.models import Recipient, RecipientStatus, StatusCounts
 
 

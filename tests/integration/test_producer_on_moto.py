@@ -23,13 +23,8 @@ import pytest
 import structlog
 
 from campaigns.aws.clients import dynamodb_client, sqs_client
-from campaigns.aws.dynamo import (
-    campaign_key,
-    deserialize,
-    recipient_key,
-    serialize,
-    suppression_key,
-)
+from campaigns.aws.dynamo import deserialize, serialize
+from campaigns.aws.items import campaign_key, recipient_key, suppression_key
 from campaigns.aws.provision import Provisioned, provision
 from campaigns.domain.message import BatchMessage, decode, encode, new_batch
 from campaigns.settings import Settings, load_settings

@@ -8,18 +8,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from campaigns.aws.dynamo import (
-    Refused,
-    Table,
-    WriteToken,
+from campaigns.aws.dynamo import Refused, Table, WriteToken, deserialize, serialize, text
+from campaigns.aws.items import (
     campaign_from_item,
     campaign_key,
-    deserialize,
     new_campaign_item,
     new_recipient_item,
     recipient_from_item,
-    serialize,
-    text,
 )
 from campaigns.aws.retrying import store_writes
 from campaigns.domain.errors import StoreUnavailable

@@ -10,7 +10,8 @@ import pytest
 
 from campaigns.aws.bulk import BulkRecipients
 from campaigns.aws.clients import dynamodb_client
-from campaigns.aws.dynamo import campaign_key, deserialize, recipient_key, suppression_key
+from campaigns.aws.dynamo import deserialize
+from campaigns.aws.items import campaign_key, recipient_key, suppression_key
 from campaigns.aws.store import DynamoStore
 from campaigns.domain.clock import iso_utc
 from campaigns.domain.errors import CampaignNotFound, InvalidTransition, StoreUnavailable
