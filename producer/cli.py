@@ -128,41 +128,56 @@ def _watch(producer: Producer, campaign_id: str, interval_s: float, as_json: boo
         print()
 
 
+def _status(producer: Producer, args: argparse.Namespace) -> dict[str, Any]:
+    if args.watch:
+        _watch(producer, args.campaign_id, args.interval, args.json)
+    return producer.status(args.campaign_id)
+
+
+def _dlq(producer: Producer, args: argparse.Namespace) -> dict[str, Any]:
+    if args.action == "list":
+        return producer.dlq_list(args.limit)
+    return producer.dlq_redrive(args.limit)
+
+
+def _transition(producer: Producer, args: argparse.Namespace) -> dict[str, Any]:
+    return producer.transition(args.campaign_id, Action(args.command))
+
+
+Command = Callable[[Producer, argparse.Namespace], dict[str, Any]]
+# One entry per sub-command: the front-end parses, the operator core does the work.
+COMMANDS: dict[str, Command] = {
+    "init": lambda producer, _: producer.init(),
+    "create": lambda producer, args: producer.create(
+        args.name, args.template, args.language, args.parameter_format.upper()
+    ),
+    "populate": lambda producer, args: producer.populate(
+        args.campaign_id, args.file, args.default_region
+    ),
+    "start": _transition,
+    "pause": _transition,
+    "resume": _transition,
+    "cancel": _transition,
+    "status": _status,
+    "enqueue": lambda producer, args: producer.enqueue(args.campaign_id),
+    "execute-batch": lambda producer, args: producer.execute_batch(args.campaign_id),
+    "reconcile": lambda producer, args: producer.reconcile(args.campaign_id),
+    "list": lambda producer, _: producer.list_campaigns(),
+    "requeue-unknown": lambda producer, args: producer.requeue_unknown(
+        args.campaign_id, confirmed=args.yes
+    ),
+    "dlq": _dlq,
+}
+
+
 def _run(args: argparse.Namespace, build: Build) -> dict[str, Any]:
     settings = load_settings()
     # Logs go to stderr: stdout carries only the result (``--json`` output must parse).
     logs.configure(settings.log_format, settings.log_level)
-    producer = build(settings)
-    match args.command:
-        case "init":
-            return producer.init()
-        case "create":
-            return producer.create(
-                args.name, args.template, args.language, args.parameter_format.upper()
-            )
-        case "populate":
-            return producer.populate(args.campaign_id, args.file, args.default_region)
-        case "start" | "pause" | "resume" | "cancel":
-            return producer.transition(args.campaign_id, Action(args.command))
-        case "status":
-            if args.watch:
-                _watch(producer, args.campaign_id, args.interval, args.json)
-            return producer.status(args.campaign_id)
-        case "enqueue":
-            return producer.enqueue(args.campaign_id)
-        case "execute-batch":
-            return producer.execute_batch(args.campaign_id)
-        case "reconcile":
-            return producer.reconcile(args.campaign_id)
-        case "list":
-            return producer.list_campaigns()
-        case "requeue-unknown":
-            return producer.requeue_unknown(args.campaign_id, confirmed=args.yes)
-        case "dlq":
-            if args.action == "list":
-                return producer.dlq_list(args.limit)
-            return producer.dlq_redrive(args.limit)
-    raise InvalidInput(f"unknown command {args.command}")  # pragma: no cover (argparse)
+    command = COMMANDS.get(args.command)
+    if command is None:  # pragma: no cover (argparse refuses unknown commands)
+        raise InvalidInput(f"unknown command {args.command}")
+    return command(build(settings), args)
 
 
 def _exit_code(exc: CampaignError) -> int:

@@ -17,12 +17,14 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from campaigns.domain.models import CampaignStatus, RecipientStatus
+from campaigns.domain.models import Campaign, CampaignStatus, Recipient, RecipientStatus
+from sandbox.cloudapi import AcceptedMessage
 from sandbox.ddbfaults import FaultPlan, server_state, set_server_plan
 from sandbox.stack import LocalStack
 from tests.harness import Harness, counts_by_number, valid_numbers, wait_until
@@ -165,7 +167,7 @@ def _settle(harness: Harness, campaign_id: str, config: ChaosConfig) -> None:
 def check_invariants(
     harness: Harness, campaign_id: str, config: ChaosConfig, report: ChaosReport
 ) -> list[str]:
-    problems: list[str] = []
+    """Every promise, checked on the final state; one line per broken one."""
     accepted = harness.accepted()
     per_number = counts_by_number(accepted)
     report.accepted = len(per_number)
@@ -174,33 +176,70 @@ def check_invariants(
     recipients = harness.recipients(campaign_id)
     statuses = Counter(r.status for r in recipients)
     report.statuses = {s.value: n for s, n in statuses.items()}
-    # 1. nobody twice
+    return [
+        *_nobody_twice(per_number),
+        *_within_the_cap(accepted, config),
+        *_nobody_dropped(campaign, recipients, statuses, config),
+        *_counters_true(campaign, recipients, statuses),
+        *_wamids_issued(accepted, per_number, recipients),
+        *_queues_drained(harness, campaign),
+        *_sigterm_exits(report),
+    ]
+
+
+def _nobody_twice(per_number: Mapping[str, int]) -> list[str]:
     twice = [phone for phone, n in per_number.items() if n > 1]
-    if twice:
-        problems.append(f"1: accepted more than once: {twice[:5]}")
-    # 2. the cap, inside the window (everything here happened within minutes)
+    return [f"1: accepted more than once: {twice[:5]}"] if twice else []
+
+
+def _within_the_cap(accepted: list[AcceptedMessage], config: ChaosConfig) -> list[str]:
+    # Everything here happened within minutes, so inside one window.
     if config.daily_cap and len(accepted) > config.daily_cap:
-        problems.append(f"2: {len(accepted)} accepted > DAILY_CAP {config.daily_cap}")
-    # 3. every recipient in a final state, or PENDING in a PAUSED campaign; none lost
+        return [f"2: {len(accepted)} accepted > DAILY_CAP {config.daily_cap}"]
+    return []
+
+
+def _nobody_dropped(
+    campaign: Campaign,
+    recipients: list[Recipient],
+    statuses: Counter[RecipientStatus],
+    config: ChaosConfig,
+) -> list[str]:
+    """Every recipient in a final state, or PENDING in a PAUSED campaign; none lost."""
+    problems: list[str] = []
     if statuses[RecipientStatus.SENDING]:
         problems.append(f"3: {statuses[RecipientStatus.SENDING]} recipients left SENDING")
     if statuses[RecipientStatus.PENDING] and campaign.status is not CampaignStatus.PAUSED:
         problems.append(f"3: PENDING recipients in a {campaign.status.value} campaign")
     if len(recipients) != config.recipients:
         problems.append(f"3: {len(recipients)} recipient items, expected {config.recipients}")
-    # 4. counters tell the truth
+    return problems
+
+
+def _counters_true(
+    campaign: Campaign, recipients: list[Recipient], statuses: Counter[RecipientStatus]
+) -> list[str]:
     truth = {
         "sentCount": (campaign.sent_count, statuses[RecipientStatus.SENT]),
         "failedCount": (campaign.failed_count, statuses[RecipientStatus.FAILED]),
         "unknownCount": (campaign.unknown_count, statuses[RecipientStatus.UNKNOWN]),
         "totalRecipients": (campaign.total_recipients, len(recipients)),
     }
-    for name, (counter, items) in truth.items():
-        if counter != items:
-            problems.append(f"4: {name} {counter} != {items} items")
+    problems = [
+        f"4: {name} {counter} != {items} items"
+        for name, (counter, items) in truth.items()
+        if counter != items
+    ]
     if sum(statuses.values()) != campaign.total_recipients:
         problems.append("4: sent + failed + unknown + pending != totalRecipients")
-    # 5. every SENT wamid was issued by the emulator for that number; UNKNOWN at most once
+    return problems
+
+
+def _wamids_issued(
+    accepted: list[AcceptedMessage], per_number: Mapping[str, int], recipients: list[Recipient]
+) -> list[str]:
+    """Every SENT wamid was issued by the emulator for that number; UNKNOWN at most once."""
+    problems: list[str] = []
     issued = {(m.to, m.wamid) for m in accepted}
     for recipient in recipients:
         if recipient.status is RecipientStatus.SENT and (
@@ -214,19 +253,30 @@ def check_invariants(
             and per_number.get(recipient.phone, 0) > 0
         ):
             problems.append(f"5: {recipient.status.value} {recipient.phone[-4:]} was accepted")
-    # 6. a completed campaign leaves the queue and the DLQ empty
+    return problems
+
+
+def _queues_drained(harness: Harness, campaign: Campaign) -> list[str]:
+    """A completed campaign leaves the queue and the DLQ empty."""
     if campaign.status is CampaignStatus.COMPLETED:
+        problems: list[str] = []
         if harness.queue().depth() != (0, 0):
             problems.append(f"6: queue not empty: {harness.queue().depth()}")
         if harness.queue(dead_letter=True).depth() != (0, 0):
             problems.append(f"6: DLQ not empty: {harness.queue(dead_letter=True).depth()}")
-    elif campaign.status is not CampaignStatus.PAUSED:
-        problems.append(f"6: campaign ended {campaign.status.value}")
-    # 7. SIGTERM: exit 0 within SHUTDOWN_TIMEOUT_S
-    for code, took_s in report.sigterm_exits:
-        if code != 0 or took_s > SHUTDOWN_TIMEOUT_S + 1.0:
-            problems.append(f"7: SIGTERM exit {code} after {took_s:.1f} s")
-    return problems
+        return problems
+    if campaign.status is not CampaignStatus.PAUSED:
+        return [f"6: campaign ended {campaign.status.value}"]
+    return []
+
+
+def _sigterm_exits(report: ChaosReport) -> list[str]:
+    """SIGTERM: exit 0 within SHUTDOWN_TIMEOUT_S."""
+    return [
+        f"7: SIGTERM exit {code} after {took_s:.1f} s"
+        for code, took_s in report.sigterm_exits
+        if code != 0 or took_s > SHUTDOWN_TIMEOUT_S + 1.0
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

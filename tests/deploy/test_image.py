@@ -178,22 +178,27 @@ def _replay_build_stage(root: Path) -> Image:
             for source in sources:
                 _copy(source, host(target, cwd), into_dir, context_files)
         elif instruction.keyword == "RUN":
-            command = instruction.args
-            for container, local in mapping.items():
-                command = command.replace(container, str(local))
-            done = subprocess.run(
-                ["/bin/sh", "-c", command],
-                cwd=cwd,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=INSTALL_TIMEOUT_S,
-                check=False,
-            )
-            assert done.returncode == 0, f"RUN {instruction.args}\n{done.stdout}\n{done.stderr}"
+            _run_step(instruction.args, mapping, cwd, env)
         else:
             raise AssertionError(f"line {instruction.line}: cannot replay {instruction.keyword}")
     return Image(root=root, bin=mapping["/opt/venv"] / "bin")
+
+
+def _run_step(command: str, mapping: dict[str, Path], cwd: Path, env: dict[str, str]) -> None:
+    """Docker's RUN, with the container paths mapped to their places under the root."""
+    mapped = command
+    for container, local in mapping.items():
+        mapped = mapped.replace(container, str(local))
+    done = subprocess.run(
+        ["/bin/sh", "-c", mapped],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, f"RUN {command}\n{done.stdout}\n{done.stderr}"
 
 
 def _copy(source: str, dest: Path, into_dir: bool, context_files: set[str]) -> None:
