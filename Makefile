@@ -48,7 +48,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit tests/contract $(PYTEST_ARGS)
 
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration tests/race tests/chaos $(PYTEST_ARGS)
