@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from campaigns.domain.errors import ConfigError
+from campaigns.domain.message import MAX_BATCH_SIZE
 
 # Meta's Cloud API: 80 msg/s per phone number by default, 1,000 after the automatic upgrade.
 META_MAX_RATE_PER_S = 1000.0
@@ -15,8 +16,6 @@ META_MAX_RATE_PER_S = 1000.0
 MAX_VISIBILITY_TIMEOUT_S = 12 * 60 * 60
 # SQS: one SendMessageBatch / DeleteMessageBatch / ReceiveMessage handles at most 10 messages.
 MAX_SQS_BATCH = 10
-# The batch message carries at most 25 recipients (the seed's batch size, DynamoDB's BatchWrite).
-MAX_BATCH_SIZE = 25
 
 
 class Settings(BaseSettings):

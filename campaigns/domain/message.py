@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from campaigns.domain.errors import CampaignError
 from campaigns.domain.models import CAMPAIGN_ID_RE
-from campaigns.settings import MAX_BATCH_SIZE
 
 MESSAGE_VERSION = 1
+# The batch message carries at most 25 recipients (the seed's batch size, DynamoDB's BatchWrite).
+MAX_BATCH_SIZE = 25
 PHONE_DIGITS_MAX = 15  # E.164 allows at most 15 digits
 
 
