@@ -6,7 +6,6 @@ producer. The rest of the CLI's behaviour is tested on the in-memory adapters
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -32,16 +31,23 @@ from producer.cli import main
 from sandbox.aws import MotoServer
 from sandbox.cloudapi import CloudApiEmulator
 from sandbox.faults import FaultRule
+from tests.unit.producer_support import (
+    PHONE_NUMBER_ID,
+    PROG,
+    SANDBOX_TOKEN,
+    SETTINGS_VARIABLES,
+    STATUSES,
+    CliDriver,
+    e164,
+    national,
+    unknown_campaign_id,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-PROG = "campaign-producer: "
-SANDBOX_TOKEN = "sandbox-token"
-PHONE_NUMBER_ID = "100000000000001"
-STATUSES = ("DRAFT", "RUNNING", "PAUSED", "COMPLETED", "CANCELLED")
 # The issue's transition table, written out here rather than read from the code under test.
 ALLOWED_FROM = {
     "start": {"DRAFT"},
@@ -55,40 +61,9 @@ REFUSED = [
     for status in STATUSES
     if status not in allowed
 ]
-# Every environment variable the settings read, cleared so the host cannot leak into a test.
-SETTINGS_VARIABLES = [name.upper() for name in Settings.model_fields if name != "aws_region"]
 
 
-def national(count: int, start: int = 0) -> list[str]:
-    """Valid Indian mobile numbers as an operator types them (``9876500000``...)."""
-    return [f"98765{n:05d}" for n in range(start, start + count)]
-
-
-def e164(phone: str) -> str:
-    return "91" + phone
-
-
-def unknown_campaign_id() -> str:
-    return f"cmp_{uuid.uuid4()}"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def data(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.out)
-        return parsed
-
-    @property
-    def err_lines(self) -> list[str]:
-        return self.err.splitlines()
-
-
-class Cli:
+class Cli(CliDriver):
     """Runs ``producer.cli.main`` in-process and reads the tables and queues back with boto3."""
 
     def __init__(
@@ -101,83 +76,15 @@ class Cli:
         provisioned: Provisioned,
         settings: Settings,
     ) -> None:
-        self._capsys = capsys
-        self._monkeypatch = monkeypatch
-        self._tmp_path = tmp_path
-        self._files = itertools.count()
+        super().__init__(capsys=capsys, monkeypatch=monkeypatch, tmp_path=tmp_path)
         self.settings = settings
         self.db = aws.db
         self.sqs = aws.sqs
         self.queue_url = provisioned.queue_url
         self.dlq_url = provisioned.dlq_url
 
-    # -- running the command -----------------------------------------------------------------
-
-    def env(self, **variables: str) -> None:
-        for name, value in variables.items():
-            self._monkeypatch.setenv(name, value)
-
-    def run(self, *args: str) -> Outcome:
-        self._capsys.readouterr()
-        try:
-            code = main(list(args))
-        except SystemExit as exc:  # argparse refuses before main's own handling
-            code = exc.code if isinstance(exc.code, int) else 1
-        captured = self._capsys.readouterr()
-        return Outcome(code, captured.out, captured.err)
-
-    def ok(self, *args: str) -> dict[str, Any]:
-        outcome = self.run(*args, "--json")
-        assert outcome.code == 0, outcome.err
-        data = outcome.data
-        assert data["success"] is True
-        return data
-
-    def refused(self, *args: str, code: int) -> str:
-        """Run a command that must be refused; return its one stderr line."""
-        outcome = self.run(*args)
-        assert outcome.code == code, outcome
-        assert len(outcome.err_lines) == 1, outcome.err
-        assert outcome.err.startswith(PROG)
-        assert "Traceback" not in outcome.out + outcome.err
-        return outcome.err_lines[0]
-
-    def csv(self, text: str | bytes) -> Path:
-        path = self._tmp_path / f"recipients-{next(self._files)}.csv"
-        if isinstance(text, str):
-            path.write_text(text, encoding="utf-8")
-        else:
-            path.write_bytes(text)
-        return path
-
-    # -- getting campaigns into shape --------------------------------------------------------
-
-    def create(self, name: str = "Diwali offer") -> str:
-        campaign_id: str = self.ok("create", "--name", name, "--template", "diwali_offer")[
-            "campaignId"
-        ]
-        return campaign_id
-
-    def populate(self, campaign_id: str, text: str) -> dict[str, Any]:
-        return self.ok("populate", campaign_id, str(self.csv(text)))
-
-    def populated(self, phones: list[str]) -> str:
-        campaign_id = self.create()
-        self.populate(campaign_id, "".join(f"{phone}\n" for phone in phones))
-        return campaign_id
-
-    def campaign_in(self, status: str) -> str:
-        """A campaign brought to ``status`` by the CLI itself."""
-        if status == "COMPLETED":
-            campaign_id = self.create()
-            assert self.ok("start", campaign_id)["newStatus"] == "COMPLETED"  # nothing to send
-            return campaign_id
-        campaign_id = self.populated(national(2))
-        steps = {"DRAFT": [], "RUNNING": ["start"], "PAUSED": ["start", "pause"]}
-        for action in steps.get(status, ["cancel"]):
-            self.ok(action, campaign_id)
-        assert self.campaign(campaign_id)["status"] == status
-        return campaign_id
+    def _main(self, argv: list[str]) -> int:
+        return main(argv)
 
     # -- reading state back with boto3 ---------------------------------------------------------
 

@@ -143,8 +143,9 @@ def recipient_view(recipient: Recipient) -> dict[str, Any]:
     return view
 
 
-class Cli:
-    """Runs ``producer.cli.main`` in-process on a ``MemoryWorld``."""
+class CliDriver:
+    """Runs ``producer.cli.main`` in-process and drives it as an operator would; subclasses say
+    how ``main`` is called (which adapters it is built on) and how state is read back."""
 
     def __init__(
         self, *, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -153,11 +154,12 @@ class Cli:
         self._monkeypatch = monkeypatch
         self._tmp_path = tmp_path
         self._files = itertools.count()
-        self.world = MemoryWorld()
-        self.store = self.world.store
-        self.sender = self.world.sender
-        self.queue = self.world.queue
-        self.dlq = self.world.dlq
+
+    def _main(self, argv: list[str]) -> int:
+        raise NotImplementedError
+
+    def campaign(self, campaign_id: str) -> dict[str, Any]:
+        raise NotImplementedError
 
     # -- running the command -----------------------------------------------------------------
 
@@ -168,7 +170,7 @@ class Cli:
     def run(self, *args: str) -> Outcome:
         self._capsys.readouterr()
         try:
-            code = main(list(args), build=self.world.build)
+            code = self._main(list(args))
         except SystemExit as exc:  # argparse refuses before main's own handling
             code = exc.code if isinstance(exc.code, int) else 1
         captured = self._capsys.readouterr()
@@ -228,6 +230,23 @@ class Cli:
         return campaign_id
 
     # -- reading state back from the fakes ---------------------------------------------------
+
+
+class Cli(CliDriver):
+    """Runs ``producer.cli.main`` in-process on a ``MemoryWorld``."""
+
+    def __init__(
+        self, *, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        super().__init__(capsys=capsys, monkeypatch=monkeypatch, tmp_path=tmp_path)
+        self.world = MemoryWorld()
+        self.store = self.world.store
+        self.sender = self.world.sender
+        self.queue = self.world.queue
+        self.dlq = self.world.dlq
+
+    def _main(self, argv: list[str]) -> int:
+        return main(argv, build=self.world.build)
 
     def campaign(self, campaign_id: str) -> dict[str, Any]:
         return campaign_view(
