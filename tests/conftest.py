@@ -16,18 +16,23 @@ from campaigns.aws.store import DynamoStore
 from campaigns.settings import Settings, load_settings
 from sandbox.aws import MotoServer
 from sandbox.stack import LocalStack
-from tests.harness import Harness
+from tests.harness import AwsClients, Harness
 from tests.unit.producer_support import SETTINGS_VARIABLES, Cli
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 @pytest.fixture(autouse=True)
 def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "CAMPAIGN_QUEUE_URL"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +41,20 @@ def moto_server() -> Iterator[MotoServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def aws_clients(moto_server: MotoServer) -> Iterator[AwsClients]:
+    """One DynamoDB and one SQS client on the moto server for the whole session: building a
+    client loads botocore's service model (~0.1 s), and the adapter tests need hundreds. They
+    are built by the project's one factory, with the fake credentials, and get no handlers."""
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in FAKE_CREDENTIALS.items():
+            env.setenv(name, value)
+        settings = load_settings(aws_endpoint_url=moto_server.url)
+        yield AwsClients(dynamodb_client(settings), sqs_client(settings))
+
+
 @pytest.fixture
-def aws_settings(moto_server: MotoServer) -> Settings:
+def aws_settings(aws_clients: AwsClients, moto_server: MotoServer) -> Settings:
     """Settings on the shared moto server, with tables and queues no other test uses."""
     suffix = uuid.uuid4().hex[:8]
     settings = load_settings(
@@ -48,13 +65,13 @@ def aws_settings(moto_server: MotoServer) -> Settings:
         meta_access_token="sandbox-token",
         meta_phone_number_id="100000000000001",
     )
-    provision(dynamodb_client(settings), sqs_client(settings), settings)
+    provision(aws_clients.db, aws_clients.sqs, settings)
     return settings
 
 
 @pytest.fixture
-def dynamo_store(aws_settings: Settings) -> DynamoStore:
-    return DynamoStore(dynamodb_client(aws_settings), aws_settings)
+def dynamo_store(aws_clients: AwsClients, aws_settings: Settings) -> DynamoStore:
+    return DynamoStore(aws_clients.db, aws_settings)
 
 
 @pytest.fixture(scope="session")

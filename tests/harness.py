@@ -13,8 +13,9 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from campaigns.aws.clients import dynamodb_client, sqs_client
 from campaigns.aws.queue import SqsQueue, resolve_queue_url
@@ -24,7 +25,19 @@ from campaigns.settings import Settings, load_settings
 from sandbox.cloudapi import AcceptedMessage, SandboxControl
 from sandbox.stack import LocalStack
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """A DynamoDB and an SQS client on one endpoint, shared by the adapter tests."""
+
+    db: DynamoDBClient
+    sqs: SQSClient
 
 
 def valid_numbers(count: int, start: int = 0) -> list[str]:

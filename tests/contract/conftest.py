@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
 from campaigns.aws.bulk import BulkRecipients
-from campaigns.aws.clients import dynamodb_client
 from campaigns.aws.guard import DynamoCapGuard
+from campaigns.aws.queue import SqsQueue, resolve_queue_url
 from campaigns.aws.store import DynamoStore
 from campaigns.domain.clock import iso_utc
 from campaigns.domain.models import Campaign, CampaignStatus, TemplateParam, new_campaign_id
@@ -26,8 +26,11 @@ from campaigns.ports import (
     Store,
 )
 from campaigns.settings import Settings
-from campaigns.wiring import build_queue
 from sandbox.ddbfaults import FaultDecider, FaultPlan, FaultyDynamoDBClient
+from tests.harness import AwsClients
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 FAMILIES = ["memory", "dynamodb"]
 PHONES = ["919800000001", "919800000002", "919800000003"]
@@ -88,9 +91,8 @@ def _memory_family() -> Family:
     return Family("memory", store, MemoryBulk(store), clock, store.lose_next_answer, sharded)
 
 
-def _dynamodb_family(settings: Settings) -> Family:
+def _dynamodb_family(settings: Settings, client: DynamoDBClient) -> Family:
     clock = ManualClock()
-    client = dynamodb_client(settings)
     decider = FaultDecider()
     faulty = FaultyDynamoDBClient(client, decider)
     store = DynamoStore(faulty, settings, clock)  # type: ignore[arg-type]
@@ -106,14 +108,17 @@ def _dynamodb_family(settings: Settings) -> Family:
 def family(request: pytest.FixtureRequest) -> Family:
     if request.param == "memory":
         return _memory_family()
-    return _dynamodb_family(request.getfixturevalue("aws_settings"))
+    clients: AwsClients = request.getfixturevalue("aws_clients")
+    return _dynamodb_family(request.getfixturevalue("aws_settings"), clients.db)
 
 
 @pytest.fixture(params=FAMILIES)
 def queue(request: pytest.FixtureRequest) -> Queue:
     if request.param == "memory":
         return MemoryQueue()
-    return build_queue(request.getfixturevalue("aws_settings"))
+    settings: Settings = request.getfixturevalue("aws_settings")
+    clients: AwsClients = request.getfixturevalue("aws_clients")
+    return SqsQueue(clients.sqs, resolve_queue_url(clients.sqs, settings.campaign_queue_name))
 
 
 @dataclass
@@ -129,5 +134,5 @@ def guards(request: pytest.FixtureRequest) -> Guards:
         counters: dict[int, MemoryCapGuard] = {}  # one in-memory counter per cap: shared
         return Guards(lambda cap: counters.setdefault(cap, MemoryCapGuard(cap)))
     settings: Settings = request.getfixturevalue("aws_settings")
-    client = dynamodb_client(settings)
+    client = request.getfixturevalue("aws_clients").db
     return Guards(lambda cap: DynamoCapGuard(client, settings.campaigns_table, cap))
