@@ -54,7 +54,8 @@ from campaigns.meta.cloudapi import CloudApiSender
 from campaigns.settings import Settings, load_settings
 from consumer.worker import Worker, WorkerConfig
 from sandbox.cloudapi import SandboxControl
-from sandbox.stack import SANDBOX_PHONE_NUMBER_ID, SANDBOX_TOKEN, CloudApiProcess
+from sandbox.cloudapi.decisions import SANDBOX_TOKEN
+from sandbox.stack import SANDBOX_PHONE_NUMBER_ID, CloudApiProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"

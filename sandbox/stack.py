@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 (the emulator's fixed local token)
+from sandbox.cloudapi.decisions import SANDBOX_TOKEN
+
 SANDBOX_PHONE_NUMBER_ID = "100000000000001"
 READY_TIMEOUT_S = 60.0
 

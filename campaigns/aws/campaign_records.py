@@ -34,13 +34,19 @@ from campaigns.domain.errors import (
     InvalidInput,
     InvalidTransition,
 )
-from campaigns.domain.models import POPULATE_STATUSES, TRANSITIONS, Action, Campaign
+from campaigns.domain.models import (
+    IMPORT_LOCK_S,
+    OPERATOR_PAUSE_REASON,
+    POPULATE_STATUSES,
+    TRANSITIONS,
+    Action,
+    Campaign,
+)
 from campaigns.ports import Clock
 
 if TYPE_CHECKING:
     from tenacity import Retrying
 
-IMPORT_LOCK_S = 900  # an import holds the campaign this long between renewals
 _STATUS = {"#s": campaign_attribute("status")}
 # Attribute each transition stamps with its time (the seed's names, plus cancelledAt/resumedAt).
 _STAMP = {
@@ -122,7 +128,7 @@ class CampaignRecords:
         removes: list[str] = []
         if action is Action.PAUSE:
             sets.append(f"{_PAUSE_REASON} = :r")
-            values[":r"] = text(pause_reason or "Paused by operator")
+            values[":r"] = text(pause_reason or OPERATOR_PAUSE_REASON)
         elif action in (Action.START, Action.RESUME):
             removes.append(_PAUSE_REASON)
         placeholders = []

@@ -26,13 +26,12 @@ from campaigns.aws.dynamo import (
 )
 from campaigns.aws.items import recipient_from_item, recipient_key
 from campaigns.domain.clock import iso_utc
-from campaigns.domain.models import Claim, Recipient, RecipientStatus
+from campaigns.domain.models import LEASE_EXPIRED, Claim, Recipient, RecipientStatus
 from campaigns.ports import ClaimResult, Clock, CommitResult
 
 if TYPE_CHECKING:
     from tenacity import Retrying
 
-LEASE_EXPIRED = "lease expired"
 _STATUS = {"#s": "status"}
 _SENDING = text(RecipientStatus.SENDING.value)
 _PENDING = text(RecipientStatus.PENDING.value)

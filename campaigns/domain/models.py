@@ -56,6 +56,11 @@ TRANSITIONS: Mapping[Action, tuple[frozenset[CampaignStatus], CampaignStatus]] =
 
 # Statuses in which recipients may be added to a campaign.
 POPULATE_STATUSES = frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED})
+# An import holds the campaign this long between renewals (start/resume wait for it).
+IMPORT_LOCK_S = 900
+# The pause reason of an operator's pause, and the UNKNOWN reason of a lease that ran out.
+OPERATOR_PAUSE_REASON = "Paused by operator"
+LEASE_EXPIRED = "lease expired"
 
 
 def new_campaign_id() -> str:

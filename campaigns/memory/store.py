@@ -12,6 +12,9 @@ from typing import Any
 from campaigns.domain.clock import SystemClock, iso_utc
 from campaigns.domain.errors import CampaignNotFound, ImportLocked, InvalidInput, InvalidTransition
 from campaigns.domain.models import (
+    IMPORT_LOCK_S,
+    LEASE_EXPIRED,
+    OPERATOR_PAUSE_REASON,
     POPULATE_STATUSES,
     TRANSITIONS,
     Action,
@@ -24,8 +27,6 @@ from campaigns.domain.models import (
 )
 from campaigns.ports import ClaimResult, Clock, CommitResult
 
-IMPORT_LOCK_S = 900  # as the DynamoDB store: an import holds the campaign this long
-LEASE_EXPIRED = "lease expired"
 STAMPS = {
     Action.START: "started_at",
     Action.PAUSE: "paused_at",
@@ -146,7 +147,7 @@ class MemoryStore:
                 )
             reason = None
             if action is Action.PAUSE:
-                reason = pause_reason or "Paused by operator"
+                reason = pause_reason or OPERATOR_PAUSE_REASON
             elif action is Action.CANCEL:
                 reason = campaign.pause_reason
             changes: dict[str, Any] = {"status": target, "pause_reason": reason}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from campaigns.domain.models import PauseReason
+from campaigns.domain.models import OPERATOR_PAUSE_REASON, PauseReason
 
 
 class Disposition(StrEnum):
@@ -97,6 +97,6 @@ def pause_reason_text(reason: PauseReason, code: str) -> str:
         PauseReason.QUALITY: "Spam or quality enforcement",
         PauseReason.TEMPLATE: "Template missing, paused or disabled",
         PauseReason.DAILY_LIMIT: "Daily limit reached",
-        PauseReason.OPERATOR: "Paused by operator",
+        PauseReason.OPERATOR: OPERATOR_PAUSE_REASON,
     }
     return f"{texts[reason]} ({code})"

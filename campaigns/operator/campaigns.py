@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from campaigns.domain.clock import iso_utc
 from campaigns.domain.errors import InvalidInput, QueueUnavailable
 from campaigns.domain.models import (
+    OPERATOR_PAUSE_REASON,
     Action,
     Campaign,
     CampaignStatus,
@@ -58,7 +59,7 @@ def list_campaigns(op: Producer) -> dict[str, Any]:
 
 def transition(op: Producer, campaign_id: str, action: Action) -> dict[str, Any]:
     validate_campaign_id(campaign_id)
-    reason = "Paused by operator" if action is Action.PAUSE else None
+    reason = OPERATOR_PAUSE_REASON if action is Action.PAUSE else None
     campaign = op.store.transition(campaign_id, action, pause_reason=reason)
     result: dict[str, Any] = {"success": True, "newStatus": campaign.status.value}
     if action in (Action.START, Action.RESUME):
