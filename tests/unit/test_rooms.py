@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = ("campaigns", "consumer", "producer", "sandbox")
+OURS = ("campaigns", "consumer", "producer", "api", "sandbox")
 
 SHARED = {"campaigns.domain", "campaigns.settings", "campaigns.logging"}
 CORE = SHARED | {"campaigns.ports"}
@@ -35,6 +35,8 @@ ALLOWED: dict[str, set[str]] = {
     | {"campaigns.engine", "campaigns.operator", "campaigns.aws", "campaigns.meta"},
     "consumer": CORE | {"campaigns.engine", "campaigns.wiring"},
     "producer": CORE | {"campaigns.operator", "campaigns.wiring"},
+    # The HTTP front-end of the operator core, and its console: the CLI's twin.
+    "api": CORE | {"campaigns.operator", "campaigns.wiring"},
 }
 # Third-party packages only an adapter room may import (besides sandbox/, bench/ and tests/).
 ADAPTER_ONLY = {
@@ -43,6 +45,14 @@ ADAPTER_ONLY = {
     "tenacity": {"campaigns.aws"},
     "requests": {"campaigns.meta"},
     "urllib3": {"campaigns.meta"},
+    # The HTTP stack serves the operator API only; the terminal views are the CLI's.
+    "fastapi": {"api"},
+    "starlette": {"api"},
+    "uvicorn": {"api"},
+    "multipart": {"api"},
+    "python_multipart": {"api"},
+    "jinja2": {"api"},
+    "rich": {"producer"},
 }
 
 
@@ -63,7 +73,7 @@ def imports_of(path: Path) -> Iterator[str]:
 
 
 def modules() -> Iterator[tuple[str, Path]]:
-    for top in ("campaigns", "consumer", "producer"):
+    for top in ("campaigns", "consumer", "producer", "api"):
         for path in sorted((ROOT / top).rglob("*.py")):
             module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
             if module != "campaigns.__init__":

@@ -1,0 +1,1 @@
+"""``campaign-api``: the operator core over HTTP, and the executor console."""
