@@ -8,6 +8,8 @@ measured and writes ``bench/results.json``. Not a test: nothing here asserts a t
 3. Engine overhead: consumer CPU per recipient with in-memory fakes for every port.
 4. Producer at scale: populate + start for 100,000 and 1,000,000 recipients (each run in its
    own process for its peak RSS) versus a naive per-item producer.
+5. The operator API (``bench/api_bench.py``): GET /api/campaigns/{id} per second, and a
+   100,000-row CSV uploaded and imported through the API versus the CLI's import.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import api_bench
 from campaigns.aws import clients as aws
 from campaigns.aws.clients import dynamodb_client, sqs_client
 from campaigns.aws.provision import provision
@@ -288,18 +291,24 @@ def engine_overhead(recipients: int) -> dict[str, Any]:
 # -- 4. producer at scale -------------------------------------------------------------------
 
 
+def recipients_csv(workdir: Path, size: int) -> Path:
+    """``size`` distinct valid rows with one parameter column (made once per run)."""
+    csv_file = workdir / f"recipients-{size}.csv"
+    if not csv_file.exists():
+        with csv_file.open("w") as handle:
+            handle.write("phone,name\n")
+            rng = random.Random(size)
+            for i in range(size):
+                handle.write(f"+91 9{i:09d},Name{rng.randrange(1000)}\n")
+    return csv_file
+
+
 def producer_at_scale(workdir: Path, sizes: list[int], naive_size: int) -> list[dict[str, Any]]:
     results = []
     workdir.mkdir(parents=True, exist_ok=True)
     runs = [("ours", size) for size in sizes] + [("naive", naive_size)]
     for impl, size in runs:
-        csv_file = workdir / f"recipients-{size}.csv"
-        if not csv_file.exists():
-            with csv_file.open("w") as handle:
-                handle.write("phone,name\n")
-                rng = random.Random(size)
-                for i in range(size):
-                    handle.write(f"+91 9{i:09d},Name{rng.randrange(1000)}\n")
+        csv_file = recipients_csv(workdir, size)
         done = subprocess.run(
             [sys.executable, "-m", "bench.producer_scale", "--impl", impl, "--csv", str(csv_file)],
             capture_output=True,
@@ -400,7 +409,25 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                     f"{naive['peak_rss_mb']} MB",
                 )
             )
-    return rows
+    return rows + api_rows(results["api"])
+
+
+def api_rows(api: dict[str, Any]) -> list[tuple[str, str, str]]:
+    get, upload = api["get_campaign"], api["upload"]
+    return [
+        (
+            "API GET /api/campaigns/{id}, one process",
+            "(reported)",
+            f"{get['per_s']} req/s ({get['client_threads']} clients; p50 {get['p50_ms']} ms, "
+            f"p99 {get['p99_ms']} ms)",
+        ),
+        (
+            f"API upload + import, {upload['rows']:,} rows, versus the CLI",
+            "ratio",
+            f"{upload['api_wall_s']} s vs {upload['cli_wall_s']} s = x{upload['api_over_cli']}; "
+            f"RSS {upload['api_server_peak_rss_mb']} vs {upload['cli_peak_rss_mb']} MB",
+        ),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -413,21 +440,27 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="campaign-bench-"))
     started = time.perf_counter()
     results: dict[str, Any] = {"smoke": smoke, "machine": {"cpus": os.cpu_count()}}
-    print("1/4 send rate …", flush=True)
+    print("1/5 send rate …", flush=True)
     results["send_rate"] = send_rate(workdir / "rate", 100 if smoke else 2000, 80.0)
     results["seed_loop"] = seed_loop(workdir / "seed", 10 if smoke else 100)
     results["send_rate_throttled"] = send_rate(
         workdir / "throttled", 100 if smoke else 1000, 80.0, throttle=0.1
     )
-    print("2/4 round trips on the moto stack …", flush=True)
+    print("2/5 round trips on the moto stack …", flush=True)
     results["round_trips"] = round_trips(workdir / "trips", 50 if smoke else 500)
-    print("3/4 engine overhead …", flush=True)
+    print("3/5 engine overhead …", flush=True)
     results["engine_overhead"] = engine_overhead(500 if smoke else 20_000)
-    print("4/4 producer at scale …", flush=True)
+    print("4/5 producer at scale …", flush=True)
     results["producer"] = producer_at_scale(
         workdir / "producer",
         [1000] if smoke else [100_000, 1_000_000],
         1000 if smoke else 100_000,
+    )
+    print("5/5 operator API …", flush=True)
+    results["api"] = api_bench.figures(
+        workdir / "api",
+        recipients_csv(workdir / "producer", 1000 if smoke else 100_000),
+        smoke=smoke,
     )
     results["total_s"] = round(time.perf_counter() - started, 1)
     rows = table(results)
