@@ -3,6 +3,8 @@ adapters (execute-batch sends through a ``FakeSender``)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from campaigns.domain.errors import RecipientRejected
@@ -146,6 +148,24 @@ def test_execute_batch_fails_a_recipient_meta_rejects_with_131026(
     ]
     item = cli.campaign(campaign_id)
     assert (item["sentCount"], item["failedCount"]) == (2, 1)
+
+
+def test_a_failed_recipient_is_logged_once_with_its_masked_phone_and_code(
+    cli: Cli, meta_credentials: None
+) -> None:
+    cli.sender.script["919876500001"] = [RecipientRejected("META_131026", "not on WhatsApp")]
+    campaign_id = cli.populated(national(3))
+    cli.ok("start", campaign_id)
+
+    outcome = cli.run("execute-batch", campaign_id, "--json")
+
+    assert outcome.code == 0
+    events = [json.loads(line) for line in outcome.err_lines if line.startswith("{")]
+    failed = [e for e in events if e["event"] == "recipient.failed"]
+    assert [(e["campaign_id"], e["phone"], e["error_code"]) for e in failed] == [
+        (campaign_id, "9198******01", "META_131026")
+    ]
+    assert "919876500001" not in outcome.err
 
 
 def test_execute_batch_pauses_the_campaign_when_the_daily_cap_is_reached(
