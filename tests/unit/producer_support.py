@@ -225,7 +225,7 @@ class CliDriver:
         campaign_id = self.populated(national(2))
         steps = {"DRAFT": [], "RUNNING": ["start"], "PAUSED": ["start", "pause"]}
         for action in steps.get(status, ["cancel"]):
-            self.ok(action, campaign_id)
+            self.ok(action, campaign_id, *(["--yes"] if action == "cancel" else []))
         assert self.campaign(campaign_id)["status"] == status
         return campaign_id
 

@@ -134,7 +134,7 @@ def test_resume_with_nothing_pending_completes_the_campaign(cli: Cli) -> None:
 def test_cancel_is_allowed_from(cli: Cli, status: str) -> None:
     campaign_id = cli.campaign_in(status)
 
-    result = cli.ok("cancel", campaign_id)
+    result = cli.ok("cancel", campaign_id, "--yes")
 
     assert result == {"success": True, "newStatus": "CANCELLED"}
     item = cli.campaign(campaign_id)
