@@ -502,12 +502,24 @@ def test_execute_batch_pauses_the_campaign_when_the_daily_cap_is_reached(
     assert sorted(cli.statuses(campaign_id).values()) == ["PENDING", "SENT", "SENT"]
 
 
-def test_dlq_redrive_moves_every_message_to_the_main_queue(cli: Cli) -> None:
+def test_dlq_redrive_leaves_poison_in_the_dlq_and_says_so(cli: Cli) -> None:
     valid, garbage = _dead_letters(cli)
 
     result = cli.ok("dlq", "redrive")
 
-    assert result["redriven"] == 2
+    assert (result["redriven"], result["skippedPoison"]) == (1, 1)
+    assert cli.drain(cli.queue_url) == [valid]
+    assert cli.drain(cli.dlq_url) == [garbage]
+
+
+def test_dlq_redrive_with_include_poison_moves_every_message_to_the_main_queue(
+    cli: Cli,
+) -> None:
+    valid, garbage = _dead_letters(cli)
+
+    result = cli.ok("dlq", "redrive", "--include-poison")
+
+    assert (result["redriven"], result["skippedPoison"]) == (2, 0)
     assert sorted(cli.drain(cli.queue_url)) == sorted([valid, garbage])
     assert cli.drain(cli.dlq_url) == []
     assert cli.ok("dlq", "list")["messages"] == []
@@ -556,3 +568,42 @@ def test_a_refused_command_in_a_real_process_prints_one_line_and_no_traceback(cl
     assert done.stderr.splitlines() == [f"{PROG}Campaign not found: {campaign_id}"]
     assert "Traceback" not in done.stdout + done.stderr
     assert done.stdout == ""
+
+
+def test_list_is_newest_first_and_its_pages_resume_at_the_cursor(cli: Cli) -> None:
+    ids = [cli.create(f"campaign {n}") for n in range(5)]
+    for n, campaign_id in enumerate(ids):  # a second apart, whatever the clock did
+        cli.set_campaign(campaign_id, createdAt=f"2026-01-01T00:00:0{n}.000Z")
+    seen: list[str] = []
+
+    page = cli.ok("list", "--limit", "2")
+    while True:
+        seen.extend(c["campaignId"] for c in page["campaigns"])
+        if page["nextCursor"] is None:
+            break
+        page = cli.ok("list", "--limit", "2", "--cursor", page["nextCursor"])
+
+    assert seen == ids[::-1]
+    drafts = cli.ok("list", "--status", "DRAFT", "--limit", "200")["campaigns"]
+    assert [c["campaignId"] for c in drafts] == ids[::-1]
+
+
+def test_recipient_pages_cover_every_recipient_exactly_once_on_dynamodb(cli: Cli) -> None:
+    campaign_id = cli.populated(national(11))
+    phones = [e164(p) for p in national(11)]
+    cli.set_recipient(campaign_id, phones[4], status="FAILED", errorCode="META_131026")
+    seen: list[str] = []
+
+    page = cli.ok("recipients", campaign_id, "--limit", "4")
+    while True:
+        seen.extend(r["phone"] for r in page["recipients"])
+        if page["nextCursor"] is None:
+            break
+        page = cli.ok("recipients", campaign_id, "--limit", "4", "--cursor", page["nextCursor"])
+
+    assert seen == phones
+    [failed] = cli.ok("recipients", campaign_id, "--status", "FAILED")["recipients"]
+    assert (failed["phone"], failed["errorCode"]) == (phones[4], "META_131026")
+    assert failed["errorMeaning"].startswith("Undeliverable")
+    exported = cli.run("recipients", campaign_id, "--csv", "-")
+    assert [line.split(",")[0] for line in exported.out.splitlines()[1:]] == phones

@@ -29,7 +29,7 @@ from campaigns.memory import (
     Unlimited,
 )
 from campaigns.operator.commands import Producer
-from campaigns.settings import Settings
+from campaigns.settings import Settings, load_settings
 from producer.cli import main
 
 PROG = "campaign-producer: "
@@ -225,7 +225,7 @@ class CliDriver:
         campaign_id = self.populated(national(2))
         steps = {"DRAFT": [], "RUNNING": ["start"], "PAUSED": ["start", "pause"]}
         for action in steps.get(status, ["cancel"]):
-            self.ok(action, campaign_id)
+            self.ok(action, campaign_id, *(["--yes"] if action == "cancel" else []))
         assert self.campaign(campaign_id)["status"] == status
         return campaign_id
 
@@ -247,6 +247,10 @@ class Cli(CliDriver):
 
     def _main(self, argv: list[str]) -> int:
         return main(argv, build=self.world.build)
+
+    def core(self) -> Producer:
+        """The operator core on this world's fakes, as the CLI builds it."""
+        return self.world.build(load_settings())
 
     def campaign(self, campaign_id: str) -> dict[str, Any]:
         return campaign_view(

@@ -134,7 +134,7 @@ def test_resume_with_nothing_pending_completes_the_campaign(cli: Cli) -> None:
 def test_cancel_is_allowed_from(cli: Cli, status: str) -> None:
     campaign_id = cli.campaign_in(status)
 
-    result = cli.ok("cancel", campaign_id)
+    result = cli.ok("cancel", campaign_id, "--yes")
 
     assert result == {"success": True, "newStatus": "CANCELLED"}
     item = cli.campaign(campaign_id)
@@ -318,7 +318,7 @@ def test_list_shows_every_campaign_with_status_and_progress(cli: Cli) -> None:
     assert (by_id[running]["status"], by_id[running]["progress"]) == ("RUNNING", 50.0)
     assert by_id[running]["totalRecipients"] == 2
     assert (by_id[completed]["status"], by_id[completed]["progress"]) == ("COMPLETED", 100.0)
-    assert listed[0]["campaignId"] == draft  # oldest first
+    assert [entry["campaignId"] for entry in listed] == [completed, running, draft]  # newest first
 
 
 def test_list_with_no_campaigns_is_empty(cli: Cli) -> None:
