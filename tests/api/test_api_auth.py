@@ -13,7 +13,10 @@ from tests.api.support import CREATE, KEYS, Api, build_api, error_of
 
 SOME_ID = "cmp_00000000-0000-4000-8000-000000000000"
 PROTECTED = [
+    ("GET", "/api/campaigns"),
     ("GET", f"/api/campaigns/{SOME_ID}"),
+    ("GET", f"/api/campaigns/{SOME_ID}/recipients"),
+    ("GET", f"/api/campaigns/{SOME_ID}/recipients.csv"),
     ("POST", "/api/campaigns/create"),
     ("POST", f"/api/campaigns/{SOME_ID}/populate"),
     ("POST", f"/api/campaigns/{SOME_ID}/control"),
