@@ -100,10 +100,12 @@ function element(tag, text, className) {
   return node;
 }
 
-function when(iso) {
-  if (!iso) return "";
-  const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleString();
+// A timestamp as the API gives it (ISO-8601, or epoch seconds), in the reader's locale.
+function when(value) {
+  if (value === null || value === undefined || value === "") return "";
+  const seconds = typeof value === "number" ? value : /^\d+(\.\d+)?$/.test(value) ? Number(value) : null;
+  const date = seconds === null ? new Date(value) : new Date(seconds * 1000);
+  return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
 }
 
 function plural(count, one, many) {
@@ -305,7 +307,10 @@ async function refresh(generation) {
   const data = await api("GET", `/api/campaigns/${encodeURIComponent(state.campaignId)}`);
   if (generation !== state.generation) return;
   render(data.campaign);
-  if (data.campaign.failedCount !== state.failedCountShown) await loadFailed(generation);
+  if (data.campaign.failedCount !== state.failedCountShown) {
+    // The campaign's view stands even if its failures cannot be listed right now.
+    await loadFailed(generation).catch(complain);
+  }
 }
 
 async function tick() {
