@@ -135,6 +135,7 @@ def browser(tmp_path: Path, downloads: Path) -> Iterator[webdriver.Chrome]:
         "--disable-sync",
         "--hide-scrollbars",
         "--force-device-scale-factor=1",
+        "--lang=en-US",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
     ):
         options.add_argument(argument)

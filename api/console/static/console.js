@@ -105,7 +105,8 @@ function when(value) {
   if (value === null || value === undefined || value === "") return "";
   const seconds = typeof value === "number" ? value : /^\d+(\.\d+)?$/.test(value) ? Number(value) : null;
   const date = seconds === null ? new Date(value) : new Date(seconds * 1000);
-  return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
+  if (Number.isNaN(date.getTime())) return String(value);
+  return date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
 }
 
 function plural(count, one, many) {
@@ -182,21 +183,34 @@ function clearMessages() {
 
 // The campaign list, newest first.
 
+function fillListButton(button, campaign) {
+  const status = element("span", STATUS_WORDS[campaign.status] || campaign.status, "badge");
+  status.dataset.status = campaign.status;
+  const percent = Math.round(campaign.progressPercent ?? 0);
+  button.replaceChildren(
+    element("span", campaign.name, "name"),
+    status,
+    element("span", `${percent}% · ${when(campaign.createdAt)}`, "meta"),
+  );
+}
+
 function listItem(campaign) {
   const item = element("li");
   const button = element("button", null, "pick");
   button.type = "button";
   button.dataset.campaignId = campaign.campaignId;
-  button.append(element("span", campaign.name, "name"));
-  const status = element("span", STATUS_WORDS[campaign.status] || campaign.status, "badge");
-  status.dataset.status = campaign.status;
-  button.append(status);
-  const percent = Math.round(campaign.progressPercent ?? 0);
-  button.append(element("span", `${percent}% · ${when(campaign.createdAt)}`, "meta"));
+  fillListButton(button, campaign);
   if (campaign.campaignId === state.campaignId) button.setAttribute("aria-current", "true");
   button.addEventListener("click", () => loadCampaign(campaign.campaignId));
   item.append(button);
   return item;
+}
+
+// The list's entry for the campaign on view follows its live status.
+function updateListItem(campaign) {
+  for (const button of $("campaign-list").querySelectorAll("button.pick")) {
+    if (button.dataset.campaignId === campaign.campaignId) fillListButton(button, campaign);
+  }
 }
 
 async function loadList(more = false) {
@@ -261,8 +275,8 @@ function renderControls() {
     button.disabled = state.busy || !allowed.includes(button.dataset.action);
   }
   $("execute-batch").disabled = state.busy || !campaign || campaign.status !== "RUNNING";
-  const uploadable = campaign && UPLOAD_STATUSES.includes(campaign.status);
-  $("upload-file").disabled = !uploadable;
+  const uploadable = Boolean(campaign && UPLOAD_STATUSES.includes(campaign.status));
+  $("upload-form").hidden = !uploadable;
   $("upload-submit").disabled = state.busy || !uploadable;
   if (!allowed.includes("cancel")) $("cancel-confirm").hidden = true;
 }
@@ -292,6 +306,7 @@ function render(campaign) {
   $("refresh-hint").hidden = campaign.status !== "RUNNING";
   renderTimes(campaign);
   renderControls();
+  updateListItem(campaign);
   document.title = `${campaign.name} · Campaign Executor`;
 }
 
@@ -340,7 +355,6 @@ async function loadCampaign(campaignId) {
   $("cancel-confirm").hidden = true;
   $("failed-csv").href =
     `${ROOT}/api/campaigns/${encodeURIComponent(id)}/recipients.csv?status=FAILED`;
-  $("failed-csv").setAttribute("download", `${id}-failed.csv`);
   history.replaceState(null, "", `#${id}`);
   markCurrentInList();
   try {
@@ -364,8 +378,8 @@ async function loadCampaign(campaignId) {
 function failedRow(recipient) {
   const row = element("tr");
   row.append(
-    element("td", recipient.phone),
-    element("td", recipient.errorCode || "—"),
+    element("td", recipient.phone, "nowrap"),
+    element("td", recipient.errorCode || "—", "nowrap"),
     element("td", recipient.errorMeaning || "—"),
     element("td", recipient.attempts),
     element("td", when(recipient.finishedAt) || "—"),
@@ -395,6 +409,7 @@ async function loadFailed(generation, more = false) {
 async function busy(work) {
   if (state.busy) return;
   state.busy = true;
+  $("campaign").setAttribute("aria-busy", "true");
   renderControls();
   try {
     await work();
@@ -402,6 +417,7 @@ async function busy(work) {
     complain(problem);
   } finally {
     state.busy = false;
+    $("campaign").setAttribute("aria-busy", "false");
     renderControls();
   }
 }
