@@ -50,6 +50,7 @@ REFUSED = {
 EXPECTED_LOG = re.compile(r"/api/session - Failed to load resource: .* 401 ")
 # A page being replaced under a wait (navigation, a re-rendered row): look again.
 IGNORED = (NoSuchElementException, StaleElementReferenceException)
+CREATE = {"templateName": "diwali_offer", "channel": "WHATSAPP", "audienceType": "CSV"}
 ACTION_BUTTONS = ("action-start", "action-pause", "action-resume", "action-cancel")
 
 
@@ -152,10 +153,10 @@ class Console:
         ]
 
 
-def api(served: Served, method: str, path: str) -> httpx.Response:
+def api(served: Served, method: str, path: str, **kwargs: Any) -> httpx.Response:
     """A call to the app from outside the browser, with the operator's key."""
     headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
-    return httpx.request(method, served.url + path, headers=headers, timeout=WAIT_S)
+    return httpx.request(method, served.url + path, headers=headers, timeout=WAIT_S, **kwargs)
 
 
 def recipients_csv(tmp_path: Path) -> Path:
@@ -375,3 +376,38 @@ def test_the_console_pages_forbid_everything_but_their_own_origin(served: Served
     script = api(served, "GET", "/static/console.js")
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
+
+
+def test_a_campaign_created_with_its_file_and_one_loaded_by_id(
+    browser: webdriver.Chrome, served: Served, tmp_path: Path
+) -> None:
+    console = Console(browser, served)
+    sign_in(console)
+    other = api(served, "POST", "/api/campaigns/create", json=CREATE | {"name": "Older one"})
+    other_id = other.json()["campaignId"]
+
+    # One form: the campaign and its recipients.
+    console.type("create-name", "Holi offer")
+    console.type("create-template", "holi_offer")
+    console.by_id("create-file").send_keys(str(recipients_csv(tmp_path)))
+    console.click("create-submit")
+    console.wait_text("notice", "and uploaded diwali-recipients.csv")
+    console.wait(lambda d: console.settled(), "the creation to finish")
+    assert "60 recipients imported" in console.text("upload-summary")
+    assert console.text("count-total") == "60"
+    names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#campaign-list .name")]
+    assert names == ["Holi offer", "Older one"]  # newest first
+
+    console.type("load-id", "cmp_not-a-campaign")
+    console.click("load-submit")
+    console.wait_text("problem", "Not a campaign ID")
+    console.type("load-id", other_id)
+    console.click("load-submit")
+    console.wait_text("campaign-title", "Older one")
+    assert console.text("problem") == ""
+    assert console.status() == "Draft"
+    assert browser.current_url.endswith(f"#{other_id}")
+    browser.refresh()  # the campaign on view survives a reload (its id is in the fragment)
+    console.ready("console")
+    console.wait_text("campaign-title", "Older one")
+    assert console.problems() == []
