@@ -93,6 +93,13 @@ function $(id) {
   return document.getElementById(id);
 }
 
+// Writes only a change: the live regions announce news, not every 2-second refresh.
+function setText(id, value) {
+  const node = $(id);
+  const text = String(value ?? "");
+  if (node.textContent !== text) node.textContent = text;
+}
+
 function element(tag, text, className) {
   const node = document.createElement(tag);
   if (text !== undefined && text !== null) node.textContent = String(text);
@@ -103,8 +110,8 @@ function element(tag, text, className) {
 // A timestamp as the API gives it (ISO-8601, or epoch seconds), in the reader's locale.
 function when(value) {
   if (value === null || value === undefined || value === "") return "";
-  const seconds = typeof value === "number" ? value : /^\d+(\.\d+)?$/.test(value) ? Number(value) : null;
-  const date = seconds === null ? new Date(value) : new Date(seconds * 1000);
+  const epoch = typeof value === "number" || /^\d+(\.\d+)?$/.test(value);
+  const date = epoch ? new Date(Number(value) * 1000) : new Date(value);
   if (Number.isNaN(date.getTime())) return String(value);
   return date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
 }
@@ -285,23 +292,22 @@ function render(campaign) {
   state.campaign = campaign;
   $("placeholder").hidden = true;
   $("campaign").hidden = false;
-  $("campaign-title").textContent = campaign.name;
-  $("campaign-id").textContent = campaign.campaignId;
-  $("campaign-template").textContent =
-    `${campaign.templateName}${campaign.templateLanguage ? ` (${campaign.templateLanguage})` : ""}`;
-  const status = $("campaign-status");
-  status.textContent = STATUS_WORDS[campaign.status] || campaign.status;
-  status.dataset.status = campaign.status;
+  setText("campaign-title", campaign.name);
+  setText("campaign-id", campaign.campaignId);
+  const language = campaign.templateLanguage ? ` (${campaign.templateLanguage})` : "";
+  setText("campaign-template", `${campaign.templateName}${language}`);
+  setText("campaign-status", STATUS_WORDS[campaign.status] || campaign.status);
+  $("campaign-status").dataset.status = campaign.status;
   const percent = Number(campaign.progressPercent ?? 0);
   $("campaign-progress").value = percent;
-  $("progress-text").textContent = `${percent}%`;
-  $("count-total").textContent = campaign.totalRecipients;
-  $("count-sent").textContent = campaign.sentCount;
-  $("count-failed").textContent = campaign.failedCount;
-  $("count-unknown").textContent = campaign.unknownCount;
-  $("count-pending").textContent = campaign.pendingCount;
+  setText("progress-text", `${percent}%`);
+  setText("count-total", campaign.totalRecipients);
+  setText("count-sent", campaign.sentCount);
+  setText("count-failed", campaign.failedCount);
+  setText("count-unknown", campaign.unknownCount);
+  setText("count-pending", campaign.pendingCount);
   const pause = pauseText(campaign);
-  $("pause-reason").textContent = pause;
+  setText("pause-reason", pause);
   $("pause-reason").hidden = !pause;
   $("refresh-hint").hidden = campaign.status !== "RUNNING";
   renderTimes(campaign);
