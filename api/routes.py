@@ -91,7 +91,12 @@ def list_campaigns(
 
 # Every route answers the core's dict through its model with ``response_model_exclude_unset``:
 # the core's keys, none invented.
-@router.post("/create", name="create", response_model=Created, response_model_exclude_unset=True)
+@router.post(
+    "/create",
+    name="create",
+    response_model=Created,
+    response_model_exclude_unset=True,
+)
 def create(body: CreateCampaign, producer: Core, request: Request) -> dict[str, Any]:
     """A DRAFT campaign (the old admin app's body)."""
     result = producer.create(body.name, body.template_name, body.language, body.parameter_format)

@@ -3,6 +3,7 @@ traceback, not even for a bug (500, logged on the server)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from python_multipart.multipart import MultipartParser
 from structlog.testing import capture_logs
 
+from api.limits import JSON_BODY_LIMIT_BYTES
 from campaigns.domain.errors import QueueUnavailable, StoreUnavailable
 from tests.api.support import CREATE, Api, build_api, csv_of, error_of
 from tests.unit.producer_support import national
@@ -188,3 +190,20 @@ def test_execute_batch_without_cloud_api_credentials_is_503_naming_them() -> Non
     assert running.refused("POST", f"/api/campaigns/{campaign_id}/execute-batch", 503) == (
         "invalid META_ACCESS_TOKEN / META_PHONE_NUMBER_ID: must be set"
     )
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_oversized_json_body_is_413_before_it_is_read(api: Api, chunked: bool) -> None:
+    body = json.dumps(CREATE | {"name": "x" * (JSON_BODY_LIMIT_BYTES + 1)}).encode()
+    content: bytes | Iterator[bytes] = (
+        iter([body[: len(body) // 2], body[len(body) // 2 :]]) if chunked else body
+    )
+    response = api.call(
+        "POST",
+        "/api/campaigns/create",
+        content=content,
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert error_of(response) == f"body too large: the limit is {JSON_BODY_LIMIT_BYTES} bytes"
+    assert not api.world.store.list_campaigns()
