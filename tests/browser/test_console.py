@@ -28,7 +28,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from api.console import CONTENT_SECURITY_POLICY
-from campaigns.domain.errors import RecipientRejected
+from campaigns.domain.errors import CampaignHalted, RecipientRejected
 from tests.browser.conftest import OPERATOR, OPERATOR_KEY, WINDOW, Served
 from tests.unit.producer_support import e164, national
 
@@ -281,6 +281,24 @@ def pause_and_resume(console: Console) -> None:
     assert console.enabled_actions() == {"pause", "cancel"}
 
 
+def halted_by_meta(console: Console, served: Served) -> None:
+    """Meta restricts the account mid-batch: the engine pauses, the page says why in words."""
+    served.world.sender.script[e164(PHONES[52])] = [
+        CampaignHalted("META_131031", "account", "Account restricted or locked (META_131031)")
+    ]
+    console.click("execute-batch")
+    assert console.wait_text("batch-result", "paused") == (
+        "Processed 2: 2 sent, 0 failed, 0 unknown. "  # the halted one stays pending
+        "The campaign paused: Account restricted or locked (META_131031)."
+    )
+    console.wait_status("Paused")
+    assert console.text("pause-reason").endswith(
+        ": Account restricted or locked (META_131031)."
+        " The WhatsApp Business account is restricted by Meta."
+    )
+    assert console.enabled_actions() == {"resume", "cancel"}
+
+
 def download_failed_csv(console: Console, campaign_id: str, downloads: Path) -> None:
     link = console.by_id("failed-csv")
     href = link.get_attribute("href")
@@ -301,7 +319,7 @@ def cancel(console: Console) -> None:
     console.wait(lambda d: console.by_id("cancel-confirm").is_displayed(), "the confirmation")
     console.click("cancel-no")  # thought better of it
     assert not console.by_id("cancel-confirm").is_displayed()
-    assert console.status() == "Running"
+    assert console.status() == "Paused"
 
     console.click("action-cancel")
     console.click("cancel-yes")
@@ -351,6 +369,7 @@ def test_an_operator_runs_a_campaign_from_the_console(
     check_failures(console, served, campaign_id)
     save_screenshot(browser, tmp_path)
     pause_and_resume(console)
+    halted_by_meta(console, served)
     download_failed_csv(console, campaign_id, downloads)
     check_narrow_screen(console, tmp_path)
     cancel(console)
