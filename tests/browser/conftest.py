@@ -93,7 +93,7 @@ def served() -> Iterator[Served]:
     )
     world = MemoryWorld()
     app = create_app(settings, build=world.build)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", access_log=False, ws="none", lifespan="off")
