@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -16,6 +17,32 @@ META_MAX_RATE_PER_S = 1000.0
 MAX_VISIBILITY_TIMEOUT_S = 12 * 60 * 60
 # SQS: one SendMessageBatch / DeleteMessageBatch / ReceiveMessage handles at most 10 messages.
 MAX_SQS_BATCH = 10
+# The operator API: an uploaded CSV may be this large (a 100,000-row file is ~1.5 MB) ...
+DEFAULT_API_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+# ... and a console session lasts a working day.
+DEFAULT_API_SESSION_TTL_S = 8 * 60 * 60
+# An operator's name in OPERATOR_API_KEYS: it lands in audit lines and in the session cookie.
+OPERATOR_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def parse_operator_keys(text: str) -> dict[str, str]:
+    """``name:key,name2:key2`` → ``{name: key}``. A malformed entry is named by its position,
+    never by its text (it holds a key)."""
+    keys: dict[str, str] = {}
+    entries = [entry.strip() for entry in text.split(",")] if text.strip() else []
+    for position, entry in enumerate(entries, start=1):
+        name, colon, key = entry.partition(":")
+        name, key = name.strip(), key.strip()
+        if not colon or not key:
+            raise ValueError(f"entry {position} is not name:key")
+        if not OPERATOR_NAME_RE.match(name):
+            raise ValueError(f"entry {position}: the name must be 1-64 of A-Z a-z 0-9 _ -")
+        if name in keys:
+            raise ValueError(f"entry {position}: the name {name!r} appears twice")
+        if key in keys.values():
+            raise ValueError(f"entry {position}: two operators share one key")
+        keys[name] = key
+    return keys
 
 
 class Settings(BaseSettings):
@@ -52,6 +79,12 @@ class Settings(BaseSettings):
     # the total send rate nears DynamoDB's per-item write ceiling (docs/performance.md).
     counter_shards: int = Field(default=1, ge=1, le=64)
     metrics_port: int = Field(default=8000, ge=0, le=65535)
+    # The operator API (campaign-api): who may use it, how much it accepts, how long a console
+    # session lasts. Empty keys are valid here (the producer and consumer need none); the API
+    # refuses to start without one.
+    operator_api_keys: SecretStr = SecretStr("")
+    api_max_upload_bytes: int = Field(default=DEFAULT_API_MAX_UPLOAD_BYTES, ge=1024)
+    api_session_ttl_s: int = Field(default=DEFAULT_API_SESSION_TTL_S, ge=60, le=7 * 24 * 3600)
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -67,6 +100,12 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/") if value else value
 
+    @field_validator("operator_api_keys")
+    @classmethod
+    def _name_key_pairs(cls, value: SecretStr) -> SecretStr:
+        parse_operator_keys(value.get_secret_value())
+        return value
+
     @field_validator("log_format", "log_level", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -79,6 +118,11 @@ class Settings(BaseSettings):
                 "LEASE_S must cover one send (META_CONNECT_TIMEOUT_S + META_READ_TIMEOUT_S)"
             )
         return self
+
+    @property
+    def operator_keys(self) -> dict[str, str]:
+        """``OPERATOR_API_KEYS`` as ``{name: key}`` (validated at load)."""
+        return parse_operator_keys(self.operator_api_keys.get_secret_value())
 
     @property
     def dlq_name(self) -> str:
@@ -100,6 +144,14 @@ def load_settings(**overrides: object) -> Settings:
         loc = first.get("loc") or ()
         name = str(loc[0]).upper() if loc else "configuration"
         raise ConfigError(f"invalid {name}: {first.get('msg', 'invalid value')}") from None
+
+
+def require_operator_keys(settings: Settings) -> dict[str, str]:
+    """The API serves nobody without a key: one line naming the variable."""
+    keys = settings.operator_keys
+    if not keys:
+        raise ConfigError("invalid OPERATOR_API_KEYS: must be set (name:key,name2:key2)")
+    return keys
 
 
 def require_meta_credentials(settings: Settings) -> None:
