@@ -194,8 +194,9 @@ def test_sandbox_up_uses_the_callers_operator_keys_and_never_prints_them(tmp_pat
         assert "OPERATOR_API_KEYS" not in up.exports()
         assert up.ready["operatorKey"] is None
         api = up.ready["apiUrl"]
+        campaign_id = up.producer("create", "--name", "x", "--template", "t")["campaignId"]
         answer = requests.get(
-            f"{api}/api/campaigns",
+            f"{api}/api/campaigns/{campaign_id}",
             headers={"Authorization": "Bearer alices-own-key-0123456789"},
             timeout=5,
         )
