@@ -11,6 +11,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 
 from api import auth, console, errors, routes
 from api.auth import Signed
+from api.limits import BodyLimit
 from api.metrics import CONTENT_TYPE, ApiMetrics
 from api.observe import Observe
 from api.schemas import Health
@@ -39,6 +40,7 @@ def create_app(settings: Settings, build: Build = build_operator) -> FastAPI:
     app.include_router(routes.router)
     _operations(app, metrics)
     # The outermost last: Observe sees CatchAll's 500 (and counts it, audits it).
+    app.add_middleware(BodyLimit)
     app.add_middleware(errors.CatchAll)
     app.add_middleware(Observe, metrics=metrics)
     console.install(app)

@@ -143,7 +143,12 @@ router = APIRouter(prefix="/api/session", tags=["session"])
 REFUSED: dict[int | str, dict[str, Any]] = {401: {"model": Failure}, 403: {"model": Failure}}
 
 
-@router.post("", name="session.create", response_model=Session, responses=REFUSED)
+@router.post(
+    "",
+    name="session.create",
+    response_model=Session,
+    responses=REFUSED,
+)
 def sign_in(body: SignIn, request: Request, response: Response) -> Session:
     """Trade an operator key for a session cookie (``HttpOnly``, ``SameSite=Strict``) and the
     CSRF token the page sends back in ``X-CSRF-Token``."""

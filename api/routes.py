@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import operator
 from api.schemas import (
     BatchOut,
+    CampaignList,
     CampaignOut,
     Confirm,
     Control,
@@ -25,12 +27,13 @@ from api.schemas import (
     Enqueued,
     Failure,
     Populated,
+    RecipientPage,
     Reconciled,
     Requeued,
     Transitioned,
 )
 from api.upload import REQUEST_BODY, receive_csv
-from campaigns.domain.models import Campaign
+from campaigns.domain.models import Campaign, CampaignStatus, RecipientStatus
 from campaigns.domain.phones import DEFAULT_REGION
 from campaigns.operator.commands import Producer
 from campaigns.operator.csvfile import FileProblem
@@ -65,13 +68,35 @@ def core(request: Request) -> Producer:
 Core = Annotated[Producer, Depends(core)]
 
 
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+CSV_DOCUMENTED: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "the recipients, streamed"}
+}
+
+
 def campaign_view(campaign: Campaign) -> dict[str, Any]:
     return {**campaign.to_public(), "progressPercent": campaign.progress_percent}
 
 
+@router.get("", name="list", response_model=CampaignList, response_model_exclude_unset=True)
+def list_campaigns(
+    producer: Core,
+    status: CampaignStatus | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Newest first, a page of ``limit`` (1-200); pass ``nextCursor`` back as ``cursor``."""
+    return producer.list_campaigns(status, limit, cursor)
+
+
 # Every route answers the core's dict through its model with ``response_model_exclude_unset``:
 # the core's keys, none invented.
-@router.post("/create", name="create", response_model=Created, response_model_exclude_unset=True)
+@router.post(
+    "/create",
+    name="create",
+    response_model=Created,
+    response_model_exclude_unset=True,
+)
 def create(body: CreateCampaign, producer: Core, request: Request) -> dict[str, Any]:
     """A DRAFT campaign (the old admin app's body)."""
     result = producer.create(body.name, body.template_name, body.language, body.parameter_format)
@@ -85,6 +110,42 @@ def create(body: CreateCampaign, producer: Core, request: Request) -> dict[str, 
 def get(campaign_id: str, producer: Core) -> dict[str, Any]:
     """The campaign's record, counters and progress."""
     return {"success": True, "campaign": campaign_view(producer.get(campaign_id))}
+
+
+@router.get(
+    "/{campaign_id}/recipients",
+    name="recipients",
+    response_model=RecipientPage,
+    response_model_exclude_unset=True,
+)
+def recipients(
+    campaign_id: str,
+    producer: Core,
+    status: RecipientStatus | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """A page of recipients in key order (``?status=FAILED``: who failed, and why)."""
+    return producer.recipients(campaign_id, status, limit, cursor)
+
+
+@router.get(
+    "/{campaign_id}/recipients.csv",
+    name="recipients.csv",
+    response_class=StreamingResponse,
+    responses=CSV_DOCUMENTED,
+)
+def recipients_csv(
+    campaign_id: str, producer: Core, status: RecipientStatus | None = None
+) -> StreamingResponse:
+    """Every recipient (or those in ``status``) as CSV, streamed page by page."""
+    chunks = producer.export_recipients(campaign_id, status)  # raises before a byte is sent
+    filename = f"{campaign_id}-recipients.csv"  # a checked id: safe in a header
+    return StreamingResponse(
+        chunks,
+        media_type=CSV_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @router.post(

@@ -106,8 +106,11 @@ class OperatorStore(CampaignStore, Protocol):
     def prune_count_tokens(self, campaign_id: str, older_than_s: float) -> int: ...
 
     def iter_recipients(
-        self, campaign_id: str, status: RecipientStatus | None = None
-    ) -> Iterator[Recipient]: ...
+        self, campaign_id: str, status: RecipientStatus | None = None, *, after: str | None = None
+    ) -> Iterator[Recipient]:
+        """The campaign's recipients in key (phone) order, read page by page; with ``after``,
+        only those whose phone sorts strictly after it (where the previous page ended)."""
+        ...
 
     def expire_lease(self, recipient: Recipient, now_s: float) -> bool: ...
 

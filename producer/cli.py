@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     dead = command("dlq", "inspect or redrive the dead-letter queue")
     dead.add_argument("action", choices=["list", "redrive"])
     dead.add_argument("--max", type=int, default=100, dest="limit")
+    dead.add_argument("--include-poison", action="store_true", help="redrive poison messages too")
     return parser
 
 
@@ -137,7 +138,7 @@ def _status(producer: Producer, args: argparse.Namespace) -> dict[str, Any]:
 def _dlq(producer: Producer, args: argparse.Namespace) -> dict[str, Any]:
     if args.action == "list":
         return producer.dlq_list(args.limit)
-    return producer.dlq_redrive(args.limit)
+    return producer.dlq_redrive(args.limit, include_poison=args.include_poison)
 
 
 def _transition(producer: Producer, args: argparse.Namespace) -> dict[str, Any]:

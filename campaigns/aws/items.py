@@ -156,6 +156,7 @@ RECIPIENT_ATTRIBUTES: Final[Mapping[str, _Attribute]] = {
     "message_id": _Attribute("messageId", created=False),
     "error_code": _Attribute("errorCode", created=False),
     "unknown_reason": _Attribute("unknownReason", created=False),
+    "finished_at": _Attribute("finishedAt", created=False),  # epoch s; older items lack it
 }
 
 
@@ -182,8 +183,9 @@ def recipient_from_item(campaign_id: str, item: Mapping[str, Any]) -> Recipient:
     values["attempts"] = int(values["attempts"])
     values["halted_attempts"] = int(values["halted_attempts"])
     values["params"] = params_from_value(values["params"])
-    if values["lease_until"] is not None:
-        values["lease_until"] = float(values["lease_until"])
+    for stamp in ("lease_until", "finished_at"):
+        if values[stamp] is not None:
+            values[stamp] = float(values[stamp])
     return Recipient(campaign_id=campaign_id, **values)
 
 

@@ -24,7 +24,7 @@ from campaigns.aws.dynamo import (
     number,
     text,
 )
-from campaigns.aws.items import recipient_from_item, recipient_key
+from campaigns.aws.items import RECIPIENT_ATTRIBUTES, recipient_from_item, recipient_key
 from campaigns.domain.clock import iso_utc
 from campaigns.domain.models import LEASE_EXPIRED, Claim, Recipient, RecipientStatus
 from campaigns.ports import ClaimResult, Clock, CommitResult
@@ -36,6 +36,7 @@ _STATUS = {"#s": "status"}
 _SENDING = text(RecipientStatus.SENDING.value)
 _PENDING = text(RecipientStatus.PENDING.value)
 _UNKNOWN = text(RecipientStatus.UNKNOWN.value)
+_FINISHED_AT = RECIPIENT_ATTRIBUTES["finished_at"].name  # when it became final (epoch s)
 
 
 def _holds_lease(owner: str, lease_until: float) -> Landed:
@@ -178,6 +179,7 @@ class Leases:
         values: dict[str, Any] = {
             ":v": text(value),
             ":now": text(iso_utc(now_s)),
+            ":fin": number(now_s),
             ":o": text(claim.owner),
             ":st": text(status.value),
             ":sending": _SENDING,
@@ -187,7 +189,8 @@ class Leases:
         try:
             written = self._table.update(
                 _key(claim),
-                f"SET #s = :st, {field} = :v, {stamp_field} = :now REMOVE leaseUntil",
+                f"SET #s = :st, {field} = :v, {stamp_field} = :now, {_FINISHED_AT} = :fin "
+                "REMOVE leaseUntil",
                 condition=condition,
                 names=_STATUS,
                 values=values,
@@ -209,7 +212,8 @@ class Leases:
         try:
             self._table.update(
                 recipient_key(recipient.campaign_id, recipient.phone),
-                f"SET #s = :unknown, unknownReason = :r, unknownAt = :now, {WRITE_TOKEN} = :tok",
+                f"SET #s = :unknown, unknownReason = :r, unknownAt = :now, "
+                f"{_FINISHED_AT} = :fin, {WRITE_TOKEN} = :tok",
                 condition="#s = :sending AND leaseUntil < :t",
                 names=_STATUS,
                 values={
@@ -217,6 +221,7 @@ class Leases:
                     ":sending": _SENDING,
                     ":r": text(LEASE_EXPIRED),
                     ":now": text(iso_utc(now_s)),
+                    ":fin": number(now_s),
                     ":t": number(now_s),
                     ":tok": text(token.value),
                 },
@@ -234,7 +239,8 @@ class Leases:
         try:
             self._table.update(
                 recipient_key(recipient.campaign_id, recipient.phone),
-                f"SET #s = :pending, requeuedAt = :now, {WRITE_TOKEN} = :tok REMOVE leaseOwner",
+                f"SET #s = :pending, requeuedAt = :now, {WRITE_TOKEN} = :tok "
+                f"REMOVE leaseOwner, {_FINISHED_AT}",
                 condition="#s = :unknown",
                 names=_STATUS,
                 values={

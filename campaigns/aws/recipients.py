@@ -6,7 +6,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from campaigns.aws.dynamo import Table, text
-from campaigns.aws.items import USER_PREFIX, campaign_partition, recipient_from_item
+from campaigns.aws.items import (
+    USER_PREFIX,
+    campaign_partition,
+    recipient_from_item,
+    recipient_key,
+)
 from campaigns.domain.models import Recipient, RecipientStatus, StatusCounts
 
 
@@ -17,9 +22,15 @@ class RecipientReads:
         self._table = table
 
     def iter_recipients(
-        self, campaign_id: str, status: RecipientStatus | None = None, page_size: int = 500
+        self,
+        campaign_id: str,
+        status: RecipientStatus | None = None,
+        page_size: int = 500,
+        *,
+        after: str | None = None,
     ) -> Iterator[Recipient]:
-        """Yield the campaign's recipients page by page (constant memory)."""
+        """Yield the campaign's recipients page by page (constant memory), in sort-key order;
+        with ``after``, starting strictly after that phone's key (it need not exist)."""
         request: dict[str, Any] = {
             "KeyConditionExpression": "PK = :pk AND begins_with(SK, :u)",
             "ExpressionAttributeValues": {
@@ -33,6 +44,8 @@ class RecipientReads:
             request["FilterExpression"] = "#s = :st"
             request["ExpressionAttributeNames"] = {"#s": "status"}
             request["ExpressionAttributeValues"][":st"] = text(status.value)
+        if after is not None:
+            request["ExclusiveStartKey"] = recipient_key(campaign_id, after)
         for item in self._table.query_items(**request):
             yield recipient_from_item(campaign_id, item)
 

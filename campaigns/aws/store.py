@@ -137,9 +137,14 @@ class DynamoStore:
     # -- recipients --------------------------------------------------------------------------
 
     def iter_recipients(
-        self, campaign_id: str, status: RecipientStatus | None = None, page_size: int = 500
+        self,
+        campaign_id: str,
+        status: RecipientStatus | None = None,
+        page_size: int = 500,
+        *,
+        after: str | None = None,
     ) -> Iterator[Recipient]:
-        return self._recipients.iter_recipients(campaign_id, status, page_size)
+        return self._recipients.iter_recipients(campaign_id, status, page_size, after=after)
 
     def count_statuses(self, campaign_id: str) -> StatusCounts:
         return self._recipients.count_statuses(campaign_id)

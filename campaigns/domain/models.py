@@ -160,6 +160,7 @@ class Recipient:
     message_id: str | None = None
     error_code: str | None = None
     unknown_reason: str | None = None  # why it became UNKNOWN ("lease expired", ...)
+    finished_at: float | None = None  # epoch seconds of the write that made it final
 
     @property
     def tries(self) -> int:

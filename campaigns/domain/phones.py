@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 
 from campaigns.domain.errors import InvalidInput
 
 DEFAULT_REGION = "IN"
+# A run of digits as long as a phone number (E.164: at most 15), with an optional '+'.
+_PHONE_LIKE = re.compile(r"\+?(?<!\d)\d{7,15}(?!\d)")
 
 
 class InvalidPhone(InvalidInput):
@@ -44,3 +48,8 @@ def mask(phone: str) -> str:
     if len(digits) <= 6:
         return "*" * len(digits)
     return digits[:4] + "*" * (len(digits) - 6) + digits[-2:]
+
+
+def mask_text(text: str) -> str:
+    """Every phone-like run of digits in free text (a message body) masked like ``mask``."""
+    return _PHONE_LIKE.sub(lambda found: mask(found.group()), text)

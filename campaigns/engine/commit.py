@@ -12,6 +12,7 @@ from typing import Any
 
 from campaigns.domain.errors import InvalidTransition
 from campaigns.domain.models import Action, Claim, PauseReason
+from campaigns.domain.phones import mask
 from campaigns.engine.cache import CampaignCache
 from campaigns.engine.metrics import EngineMetrics
 from campaigns.engine.outcomes import BatchSummary, RecipientOutcome
@@ -58,6 +59,12 @@ class Committer:
         if result.committed:
             unknown = -1 if result.was_unknown else 0
             self.count(claim.recipient.campaign_id, failed=1, unknown=unknown)
+            self._log.warning(
+                "recipient.failed",
+                campaign_id=claim.recipient.campaign_id,
+                phone=mask(claim.recipient.phone),
+                error_code=code,
+            )
         summary.record(claim.recipient.phone, RecipientOutcome.FAILED)
 
     def unknown(self, claim: Claim, code: str, summary: BatchSummary) -> None:

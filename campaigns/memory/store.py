@@ -243,12 +243,17 @@ class MemoryStore:
             return StatusCounts(counts)
 
     def iter_recipients(
-        self, campaign_id: str, status: RecipientStatus | None = None
+        self, campaign_id: str, status: RecipientStatus | None = None, *, after: str | None = None
     ) -> Iterator[Recipient]:
-        """In phone order, as DynamoDB's sort key returns them (a snapshot)."""
+        """In phone order, as DynamoDB's sort key returns them (a snapshot); with ``after``,
+        only the phones that sort strictly after it."""
         with self._lock:
             found = sorted(
-                (r for (cid, _), r in self.recipients.items() if cid == campaign_id),
+                (
+                    r
+                    for (cid, phone), r in self.recipients.items()
+                    if cid == campaign_id and (after is None or phone > after)
+                ),
                 key=lambda r: r.phone,
             )
         return iter([r for r in found if status is None or r.status is status])
@@ -340,7 +345,8 @@ class MemoryStore:
 
     def _commit(self, claim: Claim, *, from_unknown: bool = True, **changes: Any) -> CommitResult:
         """Conditional on our lease (SENDING, or UNKNOWN after it expired); the owner stays. The
-        same outcome already in place is recognised as this commit having landed."""
+        same outcome already in place is recognised as this commit having landed (whenever it
+        finished: ``finished_at`` is not compared)."""
         with self._lock:
             current = self._held(claim, or_unknown=from_unknown)
             if current is None:
@@ -348,7 +354,11 @@ class MemoryStore:
                 landed = (
                     now is not None
                     and now.lease_owner == claim.owner
-                    and all(getattr(now, name) == value for name, value in changes.items())
+                    and all(
+                        getattr(now, name) == value
+                        for name, value in changes.items()
+                        if name != "finished_at"
+                    )
                 )
                 return CommitResult(committed=landed)
             was_unknown = current.status is RecipientStatus.UNKNOWN
@@ -359,14 +369,22 @@ class MemoryStore:
             return CommitResult(committed=True, was_unknown=was_unknown)
 
     def commit_sent(self, claim: Claim, message_id: str, now_s: float) -> CommitResult:
-        return self._commit(claim, status=RecipientStatus.SENT, message_id=message_id)
+        return self._commit(
+            claim, status=RecipientStatus.SENT, message_id=message_id, finished_at=now_s
+        )
 
     def commit_failed(self, claim: Claim, error_code: str, now_s: float) -> CommitResult:
-        return self._commit(claim, status=RecipientStatus.FAILED, error_code=error_code)
+        return self._commit(
+            claim, status=RecipientStatus.FAILED, error_code=error_code, finished_at=now_s
+        )
 
     def commit_unknown(self, claim: Claim, reason: str, now_s: float) -> CommitResult:
         return self._commit(
-            claim, status=RecipientStatus.UNKNOWN, unknown_reason=reason, from_unknown=False
+            claim,
+            status=RecipientStatus.UNKNOWN,
+            unknown_reason=reason,
+            finished_at=now_s,
+            from_unknown=False,
         )
 
     def expire_lease(self, recipient: Recipient, now_s: float) -> bool:
@@ -381,7 +399,10 @@ class MemoryStore:
             ):
                 return False
             self.recipients[key] = replace(
-                current, status=RecipientStatus.UNKNOWN, unknown_reason=LEASE_EXPIRED
+                current,
+                status=RecipientStatus.UNKNOWN,
+                unknown_reason=LEASE_EXPIRED,
+                finished_at=now_s,
             )
             self.writes += 1
             return True
@@ -393,7 +414,7 @@ class MemoryStore:
             if current is None or current.status is not RecipientStatus.UNKNOWN:
                 return False
             self.recipients[key] = replace(
-                current, status=RecipientStatus.PENDING, lease_owner=None
+                current, status=RecipientStatus.PENDING, lease_owner=None, finished_at=None
             )
             self.writes += 1
             return True

@@ -15,6 +15,7 @@ from campaigns.domain.models import (
     validate_campaign_id,
 )
 from campaigns.operator.batches import enqueue_pending
+from campaigns.operator.cursors import decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
     from campaigns.operator.commands import Producer
@@ -42,19 +43,38 @@ def create(
     return {"success": True, "campaignId": campaign.campaign_id}
 
 
-def list_campaigns(op: Producer) -> dict[str, Any]:
-    campaigns = [
-        {
-            "campaignId": c.campaign_id,
-            "name": c.name,
-            "status": c.status.value,
-            "totalRecipients": c.total_recipients,
-            "progress": c.progress_percent,
-            "createdAt": c.created_at,
-        }
-        for c in op.store.list_campaigns()
-    ]
-    return {"success": True, "campaigns": campaigns}
+MAX_LIST = 200
+
+
+def _newest_first(campaign: Campaign) -> tuple[str, str]:
+    return (campaign.created_at or "", campaign.campaign_id)
+
+
+def list_campaigns(
+    op: Producer, status: CampaignStatus | None, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """Newest first (createdAt, then campaignId, descending); the cursor holds the sort key of
+    the last campaign shown, so the next page starts strictly below it."""
+    if not 1 <= limit <= MAX_LIST:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIST}")
+    below = decode_cursor(cursor, 2) if cursor is not None else None
+    found = sorted(
+        (
+            c
+            for c in op.store.list_campaigns()
+            if (status is None or c.status is status)
+            and (below is None or _newest_first(c) < below)
+        ),
+        key=_newest_first,
+        reverse=True,
+    )
+    shown = found[:limit]
+    more = len(found) > limit
+    return {
+        "success": True,
+        "campaigns": [c.to_public() | {"progressPercent": c.progress_percent} for c in shown],
+        "nextCursor": encode_cursor(*_newest_first(shown[-1])) if more else None,
+    }
 
 
 def transition(op: Producer, campaign_id: str, action: Action) -> dict[str, Any]:

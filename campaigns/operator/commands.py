@@ -2,8 +2,9 @@
 
 ``Producer`` holds the ports (built for real in ``campaigns.wiring.build_operator``, in memory
 by the tests) and offers one method per command; the work lives in one module per job:
-``campaigns`` (records and transitions), ``populate`` (the CSV import), ``batches`` (enqueue
-and execute-batch), ``repair`` (reconcile and requeue-unknown), ``dlq``.
+``campaigns`` (records, the newest-first list, transitions), ``recipients`` (pages and the
+CSV export), ``populate`` (the CSV import), ``batches`` (enqueue and execute-batch), ``repair``
+(reconcile and requeue-unknown), ``dlq``.
 
 Each returns a JSON-able dict (``{"success": true, ...}``) or raises a ``CampaignError``
 that the CLI turns into one line and a non-zero exit.
@@ -11,15 +12,22 @@ that the CLI turns into one line and a non-zero exit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from campaigns.domain import meanings
 from campaigns.domain.clock import SystemClock
 from campaigns.domain.errors import ConfigError
-from campaigns.domain.models import Action, Campaign, validate_campaign_id
-from campaigns.operator import batches, campaigns, dlq, populate, repair
+from campaigns.domain.models import (
+    Action,
+    Campaign,
+    CampaignStatus,
+    RecipientStatus,
+    validate_campaign_id,
+)
+from campaigns.operator import batches, campaigns, dlq, populate, recipients, repair
 from campaigns.operator.batches import BatchRunner
 from campaigns.ports import BatchQueue, Clock, OperatorStore, RecipientBulk, SendQueue
 from campaigns.settings import Settings
@@ -96,8 +104,32 @@ class Producer:
     def status(self, campaign_id: str) -> dict[str, Any]:
         return {"success": True, **self.get(campaign_id).to_public()}
 
-    def list_campaigns(self) -> dict[str, Any]:
-        return campaigns.list_campaigns(self)
+    def list_campaigns(
+        self, status: CampaignStatus | None = None, limit: int = 20, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """Newest first, ``limit`` (1..200) a page; ``nextCursor`` resumes after the page."""
+        return campaigns.list_campaigns(self, status, limit, cursor)
+
+    def recipients(
+        self,
+        campaign_id: str,
+        status: RecipientStatus | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """One page (``limit`` 1..500) of the campaign's recipients in key order."""
+        return recipients.page(self, campaign_id, status, limit, cursor)
+
+    def export_recipients(
+        self, campaign_id: str, status: RecipientStatus | None = None
+    ) -> Iterator[str]:
+        """CSV text chunks (a header, then the rows page by page); the campaign is checked
+        before this returns."""
+        return recipients.export(self, campaign_id, status)
+
+    @staticmethod
+    def error_meaning(code: str | None) -> str | None:
+        return meanings.error_meaning(code)
 
     def populate(self, campaign_id: str, path: Path, default_region: str) -> dict[str, Any]:
         return populate.populate(self, campaign_id, path, default_region)
@@ -121,8 +153,12 @@ class Producer:
         return repair.requeue_unknown(self, campaign_id, confirmed=confirmed)
 
     def dlq_list(self, limit: int) -> dict[str, Any]:
-        return {"success": True, "messages": dlq.list_dead(self.dead_letter_factory(), limit)}
+        """Peek at dead letters: phones masked, each marked ``poison`` or not."""
+        messages = dlq.list_dead(self.dead_letter_factory(), self.store, limit)
+        return {"success": True, "messages": messages}
 
-    def dlq_redrive(self, limit: int) -> dict[str, Any]:
+    def dlq_redrive(self, limit: int, include_poison: bool = False) -> dict[str, Any]:
+        """Back to the main queue; poison stays in the DLQ unless ``include_poison``."""
         dead = self.dead_letter_factory()
-        return {"success": True, **dlq.redrive(dead, self.queue, limit)}
+        moved = dlq.redrive(dead, self.queue, self.store, limit, include_poison=include_poison)
+        return {"success": True, **moved}

@@ -502,12 +502,24 @@ def test_execute_batch_pauses_the_campaign_when_the_daily_cap_is_reached(
     assert sorted(cli.statuses(campaign_id).values()) == ["PENDING", "SENT", "SENT"]
 
 
-def test_dlq_redrive_moves_every_message_to_the_main_queue(cli: Cli) -> None:
+def test_dlq_redrive_leaves_poison_in_the_dlq_and_says_so(cli: Cli) -> None:
     valid, garbage = _dead_letters(cli)
 
     result = cli.ok("dlq", "redrive")
 
-    assert result["redriven"] == 2
+    assert (result["redriven"], result["skippedPoison"]) == (1, 1)
+    assert cli.drain(cli.queue_url) == [valid]
+    assert cli.drain(cli.dlq_url) == [garbage]
+
+
+def test_dlq_redrive_with_include_poison_moves_every_message_to_the_main_queue(
+    cli: Cli,
+) -> None:
+    valid, garbage = _dead_letters(cli)
+
+    result = cli.ok("dlq", "redrive", "--include-poison")
+
+    assert (result["redriven"], result["skippedPoison"]) == (2, 0)
     assert sorted(cli.drain(cli.queue_url)) == sorted([valid, garbage])
     assert cli.drain(cli.dlq_url) == []
     assert cli.ok("dlq", "list")["messages"] == []

@@ -29,7 +29,7 @@ from campaigns.memory import (
     Unlimited,
 )
 from campaigns.operator.commands import Producer
-from campaigns.settings import Settings
+from campaigns.settings import Settings, load_settings
 from producer.cli import main
 
 PROG = "campaign-producer: "
@@ -247,6 +247,10 @@ class Cli(CliDriver):
 
     def _main(self, argv: list[str]) -> int:
         return main(argv, build=self.world.build)
+
+    def core(self) -> Producer:
+        """The operator core on this world's fakes, as the CLI builds it."""
+        return self.world.build(load_settings())
 
     def campaign(self, campaign_id: str) -> dict[str, Any]:
         return campaign_view(

@@ -3,6 +3,8 @@ adapters (execute-batch sends through a ``FakeSender``)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from campaigns.domain.errors import RecipientRejected
@@ -15,6 +17,7 @@ from tests.unit.producer_support import (
     Cli,
     e164,
     national,
+    unknown_campaign_id,
 )
 
 
@@ -147,6 +150,24 @@ def test_execute_batch_fails_a_recipient_meta_rejects_with_131026(
     assert (item["sentCount"], item["failedCount"]) == (2, 1)
 
 
+def test_a_failed_recipient_is_logged_once_with_its_masked_phone_and_code(
+    cli: Cli, meta_credentials: None
+) -> None:
+    cli.sender.script["919876500001"] = [RecipientRejected("META_131026", "not on WhatsApp")]
+    campaign_id = cli.populated(national(3))
+    cli.ok("start", campaign_id)
+
+    outcome = cli.run("execute-batch", campaign_id, "--json")
+
+    assert outcome.code == 0
+    events = [json.loads(line) for line in outcome.err_lines if line.startswith("{")]
+    failed = [e for e in events if e["event"] == "recipient.failed"]
+    assert [(e["campaign_id"], e["phone"], e["error_code"]) for e in failed] == [
+        (campaign_id, "9198******01", "META_131026")
+    ]
+    assert "919876500001" not in outcome.err
+
+
 def test_execute_batch_pauses_the_campaign_when_the_daily_cap_is_reached(
     cli: Cli, meta_credentials: None
 ) -> None:
@@ -236,12 +257,63 @@ def test_dlq_list_shows_valid_and_garbage_messages_without_consuming_them(cli: C
     assert cli.drain() == []
 
 
-def test_dlq_redrive_moves_every_message_to_the_main_queue(cli: Cli) -> None:
+def test_dlq_redrive_moves_the_valid_messages_and_leaves_poison_in_the_dlq(cli: Cli) -> None:
     valid, garbage = _dead_letters(cli)
 
     result = cli.ok("dlq", "redrive")
 
-    assert result["redriven"] == 2
+    assert (result["redriven"], result["skippedPoison"]) == (1, 1)
+    assert cli.drain() == [valid]
+    assert cli.drain(cli.dlq) == [garbage]
+
+
+def test_dlq_redrive_with_include_poison_moves_every_message_to_the_main_queue(
+    cli: Cli,
+) -> None:
+    valid, garbage = _dead_letters(cli)
+
+    result = cli.ok("dlq", "redrive", "--include-poison")
+
+    assert (result["redriven"], result["skippedPoison"]) == (2, 0)
     assert sorted(cli.drain()) == sorted([valid, garbage])
     assert cli.drain(cli.dlq) == []
     assert cli.ok("dlq", "list")["messages"] == []
+
+
+def test_dlq_redrive_skips_a_message_whose_campaign_does_not_exist(cli: Cli) -> None:
+    orphan = encode(new_batch(unknown_campaign_id(), ["919876500001"]))
+    cli.dlq.send([orphan])
+
+    result = cli.ok("dlq", "redrive")
+
+    assert (result["redriven"], result["skippedPoison"]) == (0, 1)
+    assert cli.drain() == []
+    assert cli.drain(cli.dlq) == [orphan]
+
+
+def test_dlq_list_marks_undecodable_and_orphaned_messages_as_poison(cli: Cli) -> None:
+    valid, _ = _dead_letters(cli)
+    orphan_id = unknown_campaign_id()
+    cli.dlq.send([encode(new_batch(orphan_id, ["919876500003"]))])
+
+    listed = cli.ok("dlq", "list")["messages"]
+
+    by_campaign = {entry.get("campaignId"): entry for entry in listed}
+    assert by_campaign[decode(valid).campaign_id]["poison"] is False
+    assert "problem" not in by_campaign[decode(valid).campaign_id]
+    assert by_campaign[orphan_id]["poison"] is True
+    assert by_campaign[orphan_id]["problem"] == f"campaign {orphan_id} does not exist"
+    assert by_campaign[None]["poison"] is True
+
+
+def test_dlq_list_never_shows_a_raw_phone_number(cli: Cli) -> None:
+    cli.dlq.send(['{"campaignId": "x", "phones": ["919876543210", "+14155550123"]}'])
+    cli.dlq.send(["call 919876543211 now"])
+
+    outcome = cli.run("dlq", "list", "--json")
+
+    assert outcome.code == 0
+    for raw in ("919876543210", "14155550123", "919876543211"):
+        assert raw not in outcome.out
+    assert "9198******10" in outcome.out
+    assert "call 9198******11 now" in outcome.out

@@ -318,7 +318,7 @@ def test_list_shows_every_campaign_with_status_and_progress(cli: Cli) -> None:
     assert (by_id[running]["status"], by_id[running]["progress"]) == ("RUNNING", 50.0)
     assert by_id[running]["totalRecipients"] == 2
     assert (by_id[completed]["status"], by_id[completed]["progress"]) == ("COMPLETED", 100.0)
-    assert listed[0]["campaignId"] == draft  # oldest first
+    assert [entry["campaignId"] for entry in listed] == [completed, running, draft]  # newest first
 
 
 def test_list_with_no_campaigns_is_empty(cli: Cli) -> None:
