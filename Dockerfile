@@ -1,5 +1,6 @@
-# One image for both entry points: `campaign-consumer` by default, `campaign-producer …` as the
-# command for jobs (docker run IMAGE campaign-producer status ID; the k8s CronJob does this).
+# One image for every entry point: `campaign-consumer` by default, `campaign-producer …` as the
+# command for jobs (docker run IMAGE campaign-producer status ID; the k8s CronJob does this),
+# `campaign-api --host 0.0.0.0` for the operator API and its console (deploy/k8s, deploy/ecs).
 #
 # CI has no container engine: tests/deploy/test_image.py replays this file's build-stage RUN
 # and COPY steps in a fresh virtualenv (same commands, same files, after .dockerignore) and
@@ -13,13 +14,14 @@ RUN python -m venv /opt/venv
 # Dependencies first (their layer survives code changes), exactly the pinned, hashed set.
 COPY requirements/runtime.txt requirements/runtime.txt
 RUN /opt/venv/bin/pip install --require-hashes -r requirements/runtime.txt
-# Then the application itself: only the packages the two entry points import (no sandbox,
+# Then the application itself: only the packages the entry points import (no sandbox,
 # no tests), without dependencies (they are all installed above). Then the build tools go:
 # the runtime virtualenv holds the pinned runtime set and the app, nothing else.
 COPY pyproject.toml README.md ./
 COPY campaigns campaigns
 COPY consumer consumer
 COPY producer producer
+COPY api api
 RUN /opt/venv/bin/pip install --no-deps . \
     && /opt/venv/bin/pip uninstall --yes setuptools pip
 

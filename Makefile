@@ -11,11 +11,12 @@ PYTEST_ARGS ?=
 TOOLS_VENV ?= .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed-$(shell cat requirements/tools.txt | cksum | cut -d' ' -f1)
 
-.PHONY: help install demo test lint typecheck pytest unit integration chaos bench lock clean \
+.PHONY: help install demo sandbox test lint typecheck pytest unit integration chaos bench lock clean \
 	check-deploy lock-tools
 
 help:
 	@echo "make demo   - run a whole campaign on the embedded local stack (< 1 min)"
+	@echo "make sandbox - the local stack + API + console, left running (SANDBOX_ARGS=--consumers 2)"
 	@echo "make test   - lint, type-check, check deploy/ and run the whole test suite"
 	@echo "make check-deploy - hadolint, cfn-lint, checkov over deploy/ and the Dockerfile"
 	@echo "make bench  - throughput, round trips, engine overhead, producer at scale"
@@ -34,6 +35,11 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m sandbox.demo
+
+# `campaign-sandbox up`: the local stack, the operator API and its console, until Ctrl-C.
+SANDBOX_ARGS ?=
+sandbox: $(STAMP)
+	$(BIN)/campaign-sandbox up $(SANDBOX_ARGS)
 
 test: lint typecheck check-deploy pytest
 

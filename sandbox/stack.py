@@ -1,6 +1,7 @@
 """The embedded local stack: the AWS endpoint (moto) and the Cloud API emulator, each a real
-process on a free loopback port. Used by ``make demo``, the integration tests and the chaos
-suite; ``env()`` is everything the producer and consumers need to use it."""
+process on a free loopback port. Used by ``make demo``, ``campaign-sandbox up``, the
+integration tests and the chaos suite; ``env()`` is everything the producer and consumers need
+to use it. ``ApiProcess`` runs the operator API (``python -m api``) against it."""
 
 from __future__ import annotations
 
@@ -24,14 +25,21 @@ class StackError(RuntimeError):
     pass
 
 
-def _spawn(args: Sequence[str], ready_file: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _spawn(
+    args: Sequence[str],
+    ready_file: Path,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``python ARGS --ready-file F`` and wait (bounded) for F's ``{"url": ...}``.
+    The child gets ``env`` (this process's environment when None)."""
     ready_file.unlink(missing_ok=True)  # a file left by an earlier run names a dead port
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, *args, "--ready-file", str(ready_file)],
             stdout=subprocess.DEVNULL,
             stderr=out,
-            env=os.environ | {"PYTHONUNBUFFERED": "1"},
+            env=dict(os.environ if env is None else env) | {"PYTHONUNBUFFERED": "1"},
         )
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -41,7 +49,21 @@ def _spawn(args: Sequence[str], ready_file: Path, log: Path) -> tuple[subprocess
             raise StackError(f"{args[1]} exited with {proc.returncode}: see {log}")
         time.sleep(0.05)
     proc.kill()
+    proc.wait(timeout=5)
     raise StackError(f"{args[1]} did not start within {READY_TIMEOUT_S:.0f} s: see {log}")
+
+
+def stop_processes(procs: Sequence[subprocess.Popen[bytes]], timeout_s: float = 10.0) -> None:
+    """SIGTERM each one still running, then wait for all (bounded); SIGKILL what outlives it."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
 
 
 class CloudApiProcess:
@@ -81,6 +103,39 @@ class CloudApiProcess:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait(timeout=5)
+
+
+class ApiProcess:
+    """The operator API and its console (``python -m api``) as its own process, configured by
+    ``env`` (the stack's ``env()``, the table and queue names, ``OPERATOR_API_KEYS``)."""
+
+    def __init__(
+        self, workdir: Path, env: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._env = dict(env)
+        self._args = ["-m", "api", "--host", host, "--port", str(port)]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "api.log"
+
+    def start(self) -> ApiProcess:
+        self.proc, self.url = _spawn(self._args, self.workdir / "api.ready", self.log, self._env)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_processes([self.proc])
+
+    def __enter__(self) -> ApiProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 class LocalStack:
@@ -123,6 +178,11 @@ class LocalStack:
             self.stop()
             raise
         return self
+
+    @property
+    def processes(self) -> tuple[subprocess.Popen[bytes], ...]:
+        """The running children: the AWS endpoint, then the emulator."""
+        return tuple(self._procs)
 
     def env(self) -> dict[str, str]:
         return {

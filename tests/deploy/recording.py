@@ -1,12 +1,12 @@
 """Run a real entry point with every AWS call it makes recorded, for the IAM test.
 
-    python -m tests.deploy.recording CALLS.jsonl producer|consumer [ARGS...]
+    python -m tests.deploy.recording CALLS.jsonl producer|consumer|api [ARGS...]
 
-The producer and the consumer run as they do in production, in their own process; before
-their code is imported, a handler for botocore's ``before-parameter-build`` event is
-registered on every botocore session the process creates (campaigns/aws/clients.py makes a new
-boto3 Session per client, so hooking the default session alone would miss them). Each API
-call appends one JSON line: service, operation and the resources it names (table names,
+The producer, the consumer and the operator API run as they do in production, in their own
+process; before their code is imported, a handler for botocore's ``before-parameter-build``
+event is registered on every botocore session the process creates (campaigns/aws/clients.py
+makes a new boto3 Session per client, so hooking the default session alone would miss them).
+Each AWS call appends one JSON line: service, operation and the resources it names (table names,
 queue names)."""
 
 from __future__ import annotations
@@ -75,6 +75,10 @@ def main(argv: list[str]) -> int:
         from consumer.boot import main as consumer
 
         return consumer(args)
+    if program == "api":
+        from api.cli import main as api
+
+        return api(args)
     raise SystemExit(f"unknown program {program!r}")
 
 

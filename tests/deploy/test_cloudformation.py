@@ -5,12 +5,14 @@ configured only by the stack's outputs: producer CLI, consumers, the Cloud API e
 Every AWS call of that run is recorded (tests/deploy/recording.py wraps the real entry
 points in their own processes with a botocore event hook) and checked against the IAM
 policy the stack created for the role that made it: each call allowed, and each policy
-granting exactly what its role used, on the stack's resources only."""
+granting exactly what its role used, on the stack's resources only. The operator API's run
+is the real ``campaign-api`` process driven through every endpoint it serves."""
 
 from __future__ import annotations
 
 import ast
 import json
+import signal
 import subprocess
 import sys
 import uuid
@@ -21,6 +23,7 @@ from typing import Any
 import boto3
 import botocore.session
 import pytest
+import requests
 from botocore import xform_name
 
 from campaigns.aws.provision import MAX_RECEIVE_COUNT
@@ -38,10 +41,10 @@ from tests.deploy.iam import (
     resource_arn,
 )
 from tests.deploy.support import DEPLOY, ROOT, load_cfn
-from tests.harness import valid_numbers
+from tests.harness import valid_numbers, wait_until
 
 TEMPLATE = DEPLOY / "cloudformation" / "campaign-executor.yaml"
-ROLES = {"consumer": "ConsumerPolicyArn", "producer": "ProducerPolicyArn"}
+ROLES = {"consumer": "ConsumerPolicyArn", "producer": "ProducerPolicyArn", "api": "ApiPolicyArn"}
 PROVISIONING = {"dynamodb:createtable", "dynamodb:describetable", "sqs:createqueue"}
 PROVISIONING |= {"sqs:setqueueattributes"}
 VISIBILITY_TIMEOUT_S = 5  # short, so the consumer's visibility heartbeat runs within a batch
@@ -216,7 +219,85 @@ def campaign_run(stack_run: Run, stack: LocalStack) -> Run:
         )["Attributes"]
         for url in (queue_url, dlq_url)
     ]
+    run.results["api"] = _drive_api(run)
     return run
+
+
+class _Api:
+    """The real ``campaign-api`` under the recorder, and a client holding its key."""
+
+    def __init__(self, run: Run) -> None:
+        self.key = uuid.uuid4().hex
+        ready = run.workdir / "api.ready"
+        # Configured by queue name, as the Kubernetes ConfigMap configures it (no queue URL):
+        # the API resolves the URL itself (sqs:GetQueueUrl).
+        env = {k: v for k, v in run.env.items() if k != "CAMPAIGN_QUEUE_URL"}
+        env |= {"OPERATOR_API_KEYS": f"iam:{self.key}"}
+        self.log = run.workdir / "api.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.deploy.recording",
+                 str(run.workdir / "api.calls.jsonl"), "api",
+                 "--port", "0", "--ready-file", str(ready)],
+                env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
+            )  # fmt: skip
+        wait_until(lambda: ready.exists() or self.proc.poll() is not None, timeout_s=60)
+        assert ready.exists(), self.log.read_text()[-2000:]
+        self.url = json.loads(ready.read_text())["url"]
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {self.key}"
+
+    def __call__(self, method: str, path: str, expect: int = 200, **kwargs: Any) -> Any:
+        answer = self.http.request(method, f"{self.url}/api/campaigns{path}", timeout=60, **kwargs)
+        assert answer.status_code == expect, (method, path, answer.text)
+        is_json = answer.headers["content-type"].startswith("application/json")
+        return answer.json() if is_json else answer.text
+
+    def stop(self) -> int:
+        self.http.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+
+def _drive_api(run: Run) -> dict[str, Any]:
+    """Every endpoint the API serves that reaches AWS, in an operator's order."""
+    api = _Api(run)
+    try:
+        phones = valid_numbers(4, start=900)
+        csv = "phone\n" + "".join(f"+{p}\n" for p in phones)
+        body = {"name": "by the API", "templateName": "order_update", "channel": "WHATSAPP",
+                "audienceType": "CSV"}  # fmt: skip
+        campaign_id = api("POST", "/create", json=body)["campaignId"]
+        populated = api("POST", f"/{campaign_id}/populate", files={"file": ("r.csv", csv)})
+        api("GET", f"/{campaign_id}")
+        listed = api("GET", "", params={"limit": 5})
+        api("POST", f"/{campaign_id}/control", json={"action": "start"})
+        api("POST", f"/{campaign_id}/control", json={"action": "pause"})
+        api("POST", f"/{campaign_id}/control", json={"action": "resume"})
+        api("POST", f"/{campaign_id}/enqueue")
+        api("POST", f"/{campaign_id}/reconcile")
+        api("POST", f"/{campaign_id}/requeue-unknown", json={"confirm": True})
+        executed = api("POST", f"/{campaign_id}/execute-batch")["result"]
+        sent = api("GET", f"/{campaign_id}/recipients", params={"status": "SENT"})
+        exported = api("GET", f"/{campaign_id}/recipients.csv")
+        other = api("POST", "/create", json=body | {"name": "cancelled"})["campaignId"]
+        cancelled = api("POST", f"/{other}/control", json={"action": "cancel"})
+        final = api("GET", f"/{campaign_id}")["campaign"]
+    finally:
+        code = api.stop()
+    return {
+        "inserted": populated["inserted"],
+        "listed": [c["campaignId"] for c in listed["campaigns"]],
+        "campaignId": campaign_id,
+        "executed": executed,
+        "sent": sorted(r["phone"] for r in sent["recipients"]),
+        "exportedLines": len(exported.splitlines()),
+        "cancelled": cancelled["newStatus"],
+        "final": final["status"],
+        "phones": phones,
+        "exitCode": code,
+    }
 
 
 # -- the template -----------------------------------------------------------------------------
@@ -312,6 +393,19 @@ def test_a_campaign_runs_end_to_end_on_the_stacks_resources_configured_by_its_ou
         }
 
 
+def test_the_operator_api_runs_a_campaign_on_the_stacks_resources_through_every_endpoint(
+    campaign_run: Run,
+) -> None:
+    api = campaign_run.results["api"]
+    assert api["inserted"] == len(api["phones"])
+    assert api["listed"][0] == api["campaignId"], "newest first"
+    assert (api["executed"]["sent"], api["executed"]["completed"]) == (len(api["phones"]), True)
+    assert [p.lstrip("+") for p in api["sent"]] == sorted(api["phones"])
+    assert api["exportedLines"] == 1 + len(api["phones"])
+    assert (api["cancelled"], api["final"]) == ("CANCELLED", "COMPLETED")
+    assert api["exitCode"] == 0
+
+
 # -- IAM --------------------------------------------------------------------------------------
 
 
@@ -382,7 +476,7 @@ def _operations_in_code() -> set[str]:
         for operation in model.operation_names:
             methods[xform_name(operation)] = iam_action(service, operation).lower()
     called: set[str] = set()
-    for package in ("campaigns", "consumer", "producer"):
+    for package in ("campaigns", "consumer", "producer", "api"):
         for path in (ROOT / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 if (
@@ -399,6 +493,36 @@ def test_no_policy_grants_an_action_the_code_never_calls(campaign_run: Run) -> N
     assert {"dynamodb:updateitem", "sqs:receivemessage"} <= in_code
     for role, policy in campaign_run.policies.items():
         assert granted_actions(policy) <= in_code, role
+
+
+def test_the_api_policy_is_the_producers_without_the_dead_letter_queue(
+    campaign_run: Run,
+) -> None:
+    api, producer = campaign_run.policies["api"], campaign_run.policies["producer"]
+    region, env = _region(campaign_run), campaign_run.env
+    dlq = resource_arn("sqs", env["CAMPAIGN_QUEUE_NAME"] + "-dlq", region)
+    assert granted_actions(api) < granted_actions(producer)
+    assert granted_actions(api) == lower(
+        [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:Query",
+            "dynamodb:Scan",
+            "dynamodb:BatchGetItem",
+            "dynamodb:BatchWriteItem",
+            "sqs:GetQueueUrl",
+            "sqs:SendMessage",
+            "sqs:GetQueueAttributes",
+        ]
+    )
+    assert dlq not in granted_resources(api)
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueUrl"):
+        assert not allows(api, action, dlq), action
+    queue = resource_arn("sqs", env["CAMPAIGN_QUEUE_NAME"], region)
+    assert not allows(api, "sqs:ReceiveMessage", queue), "the consumer's job, not the API's"
+    recipients = resource_arn("dynamodb", env["RECIPIENTS_TABLE"], region)
+    assert not allows(api, "dynamodb:DeleteItem", recipients)
 
 
 def test_the_scaler_policy_only_reads_the_batch_queues_attributes(

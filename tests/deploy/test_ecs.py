@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import tomllib
 from typing import Any
 
 import boto3
@@ -23,6 +24,8 @@ ECS = DEPLOY / "ecs"
 TASK = ECS / "task-definition.json"
 SERVICE = ECS / "service.json"
 SCALING = ECS / "autoscaling.json"
+API_TASK = ECS / "api-task-definition.json"
+API_SERVICE = ECS / "api-service.json"
 DRAIN_TARGET_S = 60  # as in deploy/k8s/base/scaledobject.yaml
 FARGATE_MAX_STOP_TIMEOUT_S = 120
 
@@ -51,6 +54,8 @@ def _environment() -> dict[str, str]:
     [
         ("ecs", "RegisterTaskDefinition", lambda: load_json(TASK)),
         ("ecs", "CreateService", lambda: load_json(SERVICE)),
+        ("ecs", "RegisterTaskDefinition", lambda: load_json(API_TASK)),
+        ("ecs", "CreateService", lambda: load_json(API_SERVICE)),
         (
             "application-autoscaling",
             "RegisterScalableTarget",
@@ -98,23 +103,24 @@ def test_the_task_definition_registers_in_moto_and_comes_back_as_written(
     assert container["logConfiguration"]["logDriver"] == "awslogs"
 
 
-def test_the_service_and_its_autoscaling_register_in_moto(moto_server: MotoServer) -> None:
-    ecs = _client(moto_server, "ecs")
-    service = load_json(SERVICE)
-    # The file's subnet and security group ids are placeholders: use real ones, as an
-    # operator does (moto checks they exist).
-    ec2 = _client(moto_server, "ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+def _with_real_network(server: MotoServer, service: dict[str, Any], cidr: int) -> dict[str, Any]:
+    """The file's subnet and security group ids are placeholders: use real ones, as an
+    operator does (moto checks they exist)."""
+    ec2 = _client(server, "ec2")
+    vpc = ec2.create_vpc(CidrBlock=f"10.{cidr}.0.0/16")["Vpc"]["VpcId"]
     network = service["networkConfiguration"]["awsvpcConfiguration"]
     network["subnets"] = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{n}.0/24")["Subnet"]["SubnetId"]
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{cidr}.{n}.0/24")["Subnet"]["SubnetId"]
         for n in range(len(network["subnets"]))
     ]
-    network["securityGroups"] = [
-        ec2.create_security_group(GroupName="campaign-consumer", Description="d", VpcId=vpc)[
-            "GroupId"
-        ]
-    ]
+    group = ec2.create_security_group(GroupName=service["serviceName"], Description="d", VpcId=vpc)
+    network["securityGroups"] = [group["GroupId"]]
+    return service
+
+
+def test_the_service_and_its_autoscaling_register_in_moto(moto_server: MotoServer) -> None:
+    ecs = _client(moto_server, "ecs")
+    service = _with_real_network(moto_server, load_json(SERVICE), 20)
     ecs.create_cluster(clusterName=service["cluster"])
     ecs.register_task_definition(**load_json(TASK))
     created = ecs.create_service(**service)["service"]
@@ -177,3 +183,73 @@ def test_autoscaling_tracks_the_backlog_per_task_derived_from_batch_size_and_rat
     for name in ("visible", "inflight"):
         dimensions = metrics[name]["MetricStat"]["Metric"]["Dimensions"]
         assert dimensions == [{"Name": "QueueName", "Value": settings.campaign_queue_name}]
+
+
+# -- the operator API -------------------------------------------------------------------------
+
+
+def _api_container() -> dict[str, Any]:
+    (container,) = load_json(API_TASK)["containerDefinitions"]
+    assert isinstance(container, dict)
+    return container
+
+
+def test_the_api_task_and_service_register_in_moto_next_to_the_consumer(
+    moto_server: MotoServer,
+) -> None:
+    ecs = _client(moto_server, "ecs")
+    service = _with_real_network(moto_server, load_json(API_SERVICE), 21)
+    ecs.create_cluster(clusterName=service["cluster"])
+    registered = ecs.register_task_definition(**load_json(API_TASK))["taskDefinition"]
+    assert registered["family"] == service["taskDefinition"] == "campaign-api"
+    created = ecs.create_service(**service)["service"]
+    assert created["serviceName"] == "campaign-api"
+    assert created["desiredCount"] >= 2
+
+
+def test_the_api_service_is_private_no_public_ip_and_no_load_balancer() -> None:
+    service = load_json(API_SERVICE)
+    assert service["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "DISABLED"
+    assert "loadBalancers" not in service
+    assert service["cluster"] == load_json(SERVICE)["cluster"]
+    consumer_groups = load_json(SERVICE)["networkConfiguration"]["awsvpcConfiguration"]
+    api_groups = service["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"]
+    assert set(api_groups).isdisjoint(consumer_groups["securityGroups"]), "its own ingress rule"
+
+
+def test_the_api_container_runs_campaign_api_locked_down_with_its_keys_from_secrets_manager() -> (
+    None
+):
+    container = _api_container()
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[container["command"][0]] == "api.cli:main"
+    from api.cli import _parser as api_parser
+
+    args = api_parser().parse_args(container["command"][1:])
+    assert args.host == "0.0.0.0"
+    assert container["portMappings"] == [
+        {"name": "http", "containerPort": args.port, "protocol": "tcp"}
+    ]
+    final = parse_dockerfile((ROOT / "Dockerfile").read_text())[-1]
+    user = final.last("USER")
+    assert user is not None
+    assert container["user"] == user.args
+    assert container["readonlyRootFilesystem"] is True
+    assert container["linuxParameters"]["capabilities"]["drop"] == ["ALL"]
+    secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
+    assert set(secrets) == {"OPERATOR_API_KEYS", "META_ACCESS_TOKEN"}
+    assert all(v.startswith("arn:aws:secretsmanager:") for v in secrets.values())
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    assert not set(secrets) & set(environment)
+    settings = settings_from_env(
+        environment, META_ACCESS_TOKEN="from-secrets-manager", OPERATOR_API_KEYS="ops:secret"
+    )
+    assert settings.operator_keys == {"ops": "secret"}
+    assert settings.shutdown_timeout_s < container["stopTimeout"] <= FARGATE_MAX_STOP_TIMEOUT_S
+    # The image's HEALTHCHECK probes the consumer's port; the API's is its own /healthz.
+    (script,) = container["healthCheck"]["command"][3:]
+    assert f"http://127.0.0.1:{args.port}/healthz" in script
+    shared = {k: v for k, v in _environment().items() if k in environment}
+    assert shared == environment, "the same tables, queue and Meta number as the consumer"
+    options = container["logConfiguration"]["options"]
+    assert options["awslogs-group"] == "/ecs/campaign-api"

@@ -116,6 +116,7 @@ def test_the_image_holds_neither_the_sandbox_nor_the_tests() -> None:
         "campaigns",
         "consumer",
         "producer",
+        "api",
     }
     context = _context()
     assert not [f for f in context if f.split("/")[0] in {"sandbox", "tests", "deploy", ".venv"}]
@@ -299,6 +300,36 @@ def test_the_producer_entry_point_is_in_the_same_image(image: Image) -> None:
     )
     assert done.returncode == 0
     assert "reconcile" in done.stdout
+
+
+def test_the_api_entry_point_is_in_the_same_image_and_serves(
+    image: Image, harness: Harness
+) -> None:
+    env = {k: v for k, v in harness.env.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env |= {"PATH": f"{image.bin}:/usr/bin:/bin", "OPERATOR_API_KEYS": "ops:image-test-key"}
+    ready = harness.workdir / "image-api.ready"
+    log = harness.workdir / "image-api.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(image.bin / "campaign-api"), "--port", "0", "--ready-file", str(ready)],
+            env=env,
+            stdout=out,
+            stderr=out,
+            cwd=image.root,
+        )
+    try:
+        assert wait_until(lambda: ready.exists() or proc.poll() is not None, timeout_s=60)
+        assert ready.exists(), log.read_text()[-2000:]
+        url = json.loads(ready.read_text())["url"]
+        assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+        assert requests.get(f"{url}/openapi.json", timeout=5).status_code == 200
+        assert requests.get(f"{url}/api/campaigns", timeout=5).status_code == 401
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 import yaml
 
-from campaigns.settings import Settings
+from campaigns.settings import Settings, require_operator_keys
 from tests.deploy.support import DEPLOY, ROOT, SCHEMAS, load_yaml_documents, settings_from_env
 
 OVERLAY = DEPLOY / "k8s" / "overlays" / "example"
@@ -33,6 +33,8 @@ CRD_SCHEMAS = {
 KUBERNETES_VERSIONS = ("1.31.0", "1.37.0")
 META_DEFAULT_RATE_PER_S = 80  # Meta's per-number throughput before the automatic upgrade
 DRAIN_TARGET_S = 60  # the backlog one replica should own: what it sends in a minute
+
+CONSUMER, API = "campaign-consumer", "campaign-api"
 
 Resources = list[dict[str, Any]]
 
@@ -99,11 +101,16 @@ def test_the_base_and_the_example_overlay_render(kubectl: str, rendered: Resourc
             "Namespace",
             "ServiceAccount",
             "ServiceAccount",
+            "ServiceAccount",
             "ConfigMap",
             "Deployment",
+            "Deployment",
+            "Service",
             "Service",
             "ServiceMonitor",
             "PodDisruptionBudget",
+            "PodDisruptionBudget",
+            "NetworkPolicy",
             "NetworkPolicy",
             "TriggerAuthentication",
             "ScaledObject",
@@ -128,7 +135,7 @@ def test_kubernetes_validate_rejects_a_broken_deployment(
     tools_bin: Path, rendered: Resources, tmp_path: Path
 ) -> None:
     broken = copy.deepcopy(rendered)
-    pod = _one(broken, "Deployment")["spec"]["template"]["spec"]
+    pod = _one(broken, "Deployment", CONSUMER)["spec"]["template"]["spec"]
     pod["containers"][0]["readinessProbe"]["httpGet"]["paht"] = "/readyz"
     code, output = _validate_core(tools_bin, broken, tmp_path)
     assert code != 0, output
@@ -206,9 +213,12 @@ def test_the_access_token_is_referenced_from_a_secret_and_never_committed(
     rendered: Resources,
 ) -> None:
     assert not [r for r in rendered if r["kind"] == "Secret"]
-    container = _one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    (token,) = [e for e in container["env"] if e["name"] == "META_ACCESS_TOKEN"]
-    assert set(token["valueFrom"]) == {"secretKeyRef"}
+    for name in (CONSUMER, API):
+        container = _one(rendered, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        (token,) = [e for e in container["env"] if e["name"] == "META_ACCESS_TOKEN"]
+        assert token["valueFrom"] == {
+            "secretKeyRef": {"name": "campaign-executor-meta", "key": "access-token"}
+        }, name
     for path in (DEPLOY / "k8s").rglob("*.yaml"):
         assert "kind: Secret" not in path.read_text(), path
 
@@ -219,7 +229,9 @@ def test_keda_scales_on_the_queue_with_a_backlog_derived_from_batch_size_and_rat
     settings = settings_from_env(_settings_map(rendered), META_ACCESS_TOKEN="x")
     scaled = _one(rendered, "ScaledObject")
     spec = scaled["spec"]
-    assert spec["scaleTargetRef"]["name"] == _one(rendered, "Deployment")["metadata"]["name"]
+    assert (
+        spec["scaleTargetRef"]["name"] == _one(rendered, "Deployment", CONSUMER)["metadata"]["name"]
+    )
     (trigger,) = spec["triggers"]
     assert trigger["type"] == "aws-sqs-queue"
     metadata = trigger["metadata"]
@@ -240,13 +252,15 @@ def test_each_workload_has_its_own_irsa_identity(rendered: Resources) -> None:
         for sa in rendered
         if sa["kind"] == "ServiceAccount"
     }
-    assert set(roles) == {"campaign-consumer", "campaign-producer"}
-    assert len(set(roles.values())) == 2
+    assert set(roles) == {"campaign-consumer", "campaign-producer", "campaign-api"}
+    assert len(set(roles.values())) == 3
     assert all(arn.startswith("arn:aws:iam::") and ":role/" in arn for arn in roles.values())
-    consumer_pod = _one(rendered, "Deployment")["spec"]["template"]["spec"]
+    consumer_pod = _one(rendered, "Deployment", CONSUMER)["spec"]["template"]["spec"]
     reconcile_pod = _one(rendered, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert consumer_pod["serviceAccountName"] == "campaign-consumer"
     assert reconcile_pod["serviceAccountName"] == "campaign-producer"
+    api_pod = _one(rendered, "Deployment", API)["spec"]["template"]["spec"]
+    assert api_pod["serviceAccountName"] == "campaign-api"
 
 
 def test_the_reconcile_cronjob_runs_a_real_producer_command_never_twice_at_once(
@@ -268,8 +282,8 @@ def test_the_reconcile_cronjob_runs_a_real_producer_command_never_twice_at_once(
 
 
 def test_the_servicemonitor_and_the_pdb_select_the_consumer_pods(rendered: Resources) -> None:
-    pod_labels = _one(rendered, "Deployment")["spec"]["template"]["metadata"]["labels"]
-    service = _one(rendered, "Service")
+    pod_labels = _one(rendered, "Deployment", CONSUMER)["spec"]["template"]["metadata"]["labels"]
+    service = _one(rendered, "Service", "campaign-consumer-metrics")
     assert service["spec"]["selector"].items() <= pod_labels.items()
     monitor = _one(rendered, "ServiceMonitor")["spec"]
     assert monitor["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
@@ -277,9 +291,9 @@ def test_the_servicemonitor_and_the_pdb_select_the_consumer_pods(rendered: Resou
     assert {e["port"] for e in monitor["endpoints"]} <= port_names
     relabel = monitor["endpoints"][0]["relabelings"][0]
     assert (relabel["targetLabel"], relabel["replacement"]) == ("job", "campaign-consumer")
-    pdb = _one(rendered, "PodDisruptionBudget")["spec"]
+    pdb = _one(rendered, "PodDisruptionBudget", CONSUMER)["spec"]
     assert pdb["selector"]["matchLabels"].items() <= pod_labels.items()
-    network = _one(rendered, "NetworkPolicy")["spec"]
+    network = _one(rendered, "NetworkPolicy", "campaign-executor")["spec"]
     assert network["podSelector"]["matchLabels"].items() <= pod_labels.items()
     (ingress,) = network["ingress"]
     assert [p["port"] for p in ingress["ports"]] == ["metrics"], "scrapes only"
@@ -288,3 +302,98 @@ def test_the_servicemonitor_and_the_pdb_select_the_consumer_pods(rendered: Resou
 def test_settings_in_the_configmap_are_all_known_to_the_engine(rendered: Resources) -> None:
     unknown = {k for k in _settings_map(rendered) if k.lower() not in Settings.model_fields}
     assert not unknown
+
+
+# -- the operator API -------------------------------------------------------------------------
+
+
+def _api_container(rendered: Resources) -> dict[str, Any]:
+    (container,) = _one(rendered, "Deployment", API)["spec"]["template"]["spec"]["containers"]
+    assert isinstance(container, dict)
+    return container
+
+
+def test_the_api_deployment_runs_campaign_api_on_its_port_locked_down_probed_on_healthz(
+    rendered: Resources,
+) -> None:
+    settings = settings_from_env(_settings_map(rendered), META_ACCESS_TOKEN="x")
+    deployment = _one(rendered, "Deployment", API)
+    assert deployment["spec"]["replicas"] >= 2, "sessions are stateless: replicas share nothing"
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > settings.shutdown_timeout_s  # uvicorn's drain
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001  # the Dockerfile's USER
+    assert pod["automountServiceAccountToken"] is False
+    container = _api_container(rendered)
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[container["command"][0]] == "api.cli:main"
+    from api.cli import _parser as api_parser
+
+    args = api_parser().parse_args(container["command"][1:])
+    assert args.host == "0.0.0.0"  # the pod's address: the Service and the probes reach it
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": args.port}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+    (tmp,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == tmp["name"]]
+    size_mib = int(volume["emptyDir"]["sizeLimit"].removesuffix("Mi"))
+    assert size_mib * 2**20 >= 2 * settings.api_max_upload_bytes, "room for uploads in progress"
+
+
+def test_the_operator_keys_come_from_their_own_secret_and_make_a_valid_api_configuration(
+    rendered: Resources,
+) -> None:
+    data = _settings_map(rendered)
+    assert "OPERATOR_API_KEYS" not in data
+    container = _api_container(rendered)
+    (keys,) = [e for e in container["env"] if e["name"] == "OPERATOR_API_KEYS"]
+    assert keys["valueFrom"] == {
+        "secretKeyRef": {"name": "campaign-executor-api", "key": "operator-api-keys"}
+    }
+    assert (
+        container["envFrom"][0]["configMapRef"]["name"]
+        == _one(rendered, "ConfigMap")["metadata"]["name"]
+    )
+    settings = settings_from_env(
+        data, META_ACCESS_TOKEN="from-the-secret", OPERATOR_API_KEYS="ops:from-the-secret"
+    )
+    assert require_operator_keys(settings) == {"ops": "from-the-secret"}
+
+
+def test_the_api_is_private_a_clusterip_service_and_no_ingress(rendered: Resources) -> None:
+    assert not [r for r in rendered if r["kind"] in ("Ingress", "Gateway", "HTTPRoute")]
+    assert all(
+        r["spec"].get("type", "ClusterIP") == "ClusterIP"
+        for r in rendered
+        if r["kind"] == "Service"
+    ), "no NodePort or LoadBalancer"
+    pod_labels = _one(rendered, "Deployment", API)["spec"]["template"]["metadata"]["labels"]
+    service = _one(rendered, "Service", API)
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    (port,) = service["spec"]["ports"]
+    assert port["targetPort"] == "http"
+    consumer_labels = _one(rendered, "Deployment", CONSUMER)["spec"]["template"]["metadata"]
+    assert not service["spec"]["selector"].items() <= consumer_labels["labels"].items()
+
+
+def test_the_api_pods_take_http_keep_the_engines_egress_and_drain_one_at_a_time(
+    rendered: Resources,
+) -> None:
+    pod_labels = _one(rendered, "Deployment", API)["spec"]["template"]["metadata"]["labels"]
+    own = _one(rendered, "NetworkPolicy", API)["spec"]
+    assert own["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    (ingress,) = own["ingress"]
+    assert [p["port"] for p in ingress["ports"]] == ["http"]
+    engine = _one(rendered, "NetworkPolicy", "campaign-executor")["spec"]
+    assert engine["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert {p["port"] for rule in engine["egress"] for p in rule["ports"]} == {443, 53}
+    pdb = _one(rendered, "PodDisruptionBudget", API)["spec"]
+    assert pdb["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert pdb["maxUnavailable"] < _one(rendered, "Deployment", API)["spec"]["replicas"]
