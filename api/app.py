@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import swagger_ui_bundle
 from fastapi import FastAPI, Response
 from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.staticfiles import StaticFiles
 
 from api import auth, console, errors, routes
 from api.auth import Signed
@@ -22,6 +24,7 @@ from campaigns.wiring import build_operator
 Build = Callable[[Settings], Producer]  # settings -> the operator core on its adapters
 
 TITLE = "campaign-executor operator API"
+DOCS_ASSETS = "/docs/assets"  # Swagger UI's script and style, served from swagger-ui-bundle
 VERSION = "1"
 
 
@@ -58,8 +61,20 @@ def _operations(app: FastAPI, metrics: ApiMetrics) -> None:
         """Prometheus text: requests and latency by route template (behind the key)."""
         return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
+    app.mount(
+        DOCS_ASSETS,
+        StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+        name="docs-assets",
+    )
+
     @app.get("/docs", include_in_schema=False)
     def docs() -> Response:
-        """Swagger UI over ``/openapi.json``. Its script and style come from FastAPI's default
-        CDN (the pinned packages ship no copy): this page needs the internet, the API not."""
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE}: docs")
+        """Swagger UI over ``/openapi.json``, its script and style served by this app (from the
+        swagger-ui-bundle package): no CDN, so the page works where the API has no internet."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{TITLE}: docs",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )

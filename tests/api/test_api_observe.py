@@ -3,6 +3,7 @@ template (no ids), ``Cache-Control: no-store``, and the OpenAPI document."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -116,3 +117,15 @@ def test_the_openapi_document_describes_the_bodies(api: Api) -> None:
     }
     assert "progressPercent" in schemas["CampaignView"]["properties"]
     assert "Swagger" in api.call("GET", "/docs", auth=False).text
+
+
+def test_docs_load_swagger_ui_from_the_app_itself_not_a_cdn(api: Api) -> None:
+    page = api.call("GET", "/docs", auth=False).text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert assets, page
+    assert all(url.startswith("/docs/assets/") for url in assets), assets
+    assert "https://" not in page.replace("https://swagger.io", "")
+    for url in assets:
+        answer = api.call("GET", url, auth=False)
+        assert answer.status_code == 200, url
+        assert answer.content

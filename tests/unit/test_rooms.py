@@ -52,6 +52,7 @@ ADAPTER_ONLY = {
     "multipart": {"api"},
     "python_multipart": {"api"},
     "jinja2": {"api"},
+    "swagger_ui_bundle": {"api"},
     "rich": {"producer"},
 }
 
