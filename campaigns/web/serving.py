@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104 (names, to announce a loopback URL instead)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -80,3 +81,20 @@ def stop_signals_remembered() -> Iterator[list[int]]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class ByPort:
+    """One ASGI app per listening port, for one uvicorn server on several sockets: a request
+    goes to the app of the port it arrived on (the scope's ``server``), any other to
+    ``default``; the lifespan goes to ``default``. Lets a service keep, say, ``/metrics`` off
+    its public port without a second server."""
+
+    def __init__(self, default: ASGIApp, by_port: dict[int, ASGIApp]) -> None:
+        self.default = default
+        self.by_port = by_port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server") if scope["type"] != "lifespan" else None
+        port = server[1] if server and len(server) > 1 else None
+        app = self.by_port.get(port, self.default) if isinstance(port, int) else self.default
+        await app(scope, receive, send)
