@@ -74,9 +74,9 @@ def test_the_listening_socket_is_tcp_so_each_connection_gets_tcp_nodelay() -> No
     is IPPROTO_TCP; with proto 0 every keep-alive answer waited ~40 ms for a delayed ACK."""
     import socket
 
-    from api.cli import _listen
+    from campaigns.web.serving import listen
 
-    sock = _listen("127.0.0.1", 0)
+    sock = listen("127.0.0.1", 0)
     try:
         assert sock.proto == socket.IPPROTO_TCP
     finally:

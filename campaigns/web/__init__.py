@@ -1,0 +1,1 @@
+"""Serving an ASGI app with uvicorn, shared by the HTTP services (``api``, ``webhooks``)."""
