@@ -286,25 +286,37 @@ class WebhookDispatcher:
             "User-Agent": USER_AGENT,
             SIGNATURE_HEADER: sign(pending.body, config.app_secret),
         }
-        try:
-            conn = self._connection(parts.scheme, parts.netloc, config.request_timeout_s)
-            conn.request("POST", path, body=pending.body, headers=headers)
-            with conn.getresponse() as response:
-                response.read()
-                if response.will_close:
-                    self._close_connection(shutdown=False)
-                return response.status
-        except (OSError, http.client.HTTPException):
-            self._close_connection(shutdown=False)
-            return None
+        for fresh in (False, True):
+            reused = False
+            try:
+                conn, reused = self._connection(
+                    parts.scheme, parts.netloc, config.request_timeout_s, fresh=fresh
+                )
+                conn.request("POST", path, body=pending.body, headers=headers)
+                with conn.getresponse() as response:
+                    response.read()
+                    if response.will_close:
+                        self._close_connection(shutdown=False)
+                    return response.status
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._close_connection(shutdown=False)
+                if not reused:
+                    return None  # a kept-alive connection the receiver had closed: once more
+            except (OSError, http.client.HTTPException):
+                self._close_connection(shutdown=False)
+                return None
+        return None
 
-    def _connection(self, scheme: str, netloc: str, timeout_s: float) -> http.client.HTTPConnection:
-        """The kept-alive connection to the receiver, new when the URL's host changed."""
+    def _connection(
+        self, scheme: str, netloc: str, timeout_s: float, *, fresh: bool
+    ) -> tuple[http.client.HTTPConnection, bool]:
+        """The kept-alive connection to the receiver (and True), or a new one (and False):
+        new when ``fresh`` or when the URL's host changed."""
         with self._conn_lock:
             if self._stopping:
                 raise OSError("stopping")
-            if self._conn is not None and self._conn_target == (scheme, netloc):
-                return self._conn
+            if not fresh and self._conn is not None and self._conn_target == (scheme, netloc):
+                return self._conn, self._conn.sock is not None
             if self._conn is not None:
                 self._conn.close()
             factory = (
@@ -312,7 +324,7 @@ class WebhookDispatcher:
             )
             self._conn = factory(netloc, timeout=timeout_s)
             self._conn_target = (scheme, netloc)
-            return self._conn
+            return self._conn, False
 
     def _close_connection(self, *, shutdown: bool) -> None:
         with self._conn_lock:

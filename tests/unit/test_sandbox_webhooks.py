@@ -90,8 +90,10 @@ class WebhookReceiver:
         fail_status: int = 500,
         listening: bool = True,
         hang: bool = False,
+        drop_kept_alive: bool = False,
     ) -> None:
         self.secret = secret
+        self.drop_kept_alive = drop_kept_alive
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.hang = hang
@@ -135,6 +137,8 @@ class WebhookReceiver:
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                # Close without saying so: the client finds out on its next request.
+                self.close_connection = receiver.drop_kept_alive
 
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler, bind_and_activate=False)
         server.socket.close()
@@ -529,6 +533,20 @@ def test_a_receiver_that_is_down_at_first_gets_everything_once_it_listens(
     snapshot = control.wait_for_webhooks()
     assert Counter(p.field for p in receiver.accepted()) == {"messages": 3, "user_preferences": 1}
     assert snapshot["stats"]["gave_up"] == 0
+
+
+def test_a_kept_alive_connection_the_receiver_closed_is_reopened_without_a_failed_attempt(
+    emulators: Callable[..., CloudApiEmulator], receivers: Callable[..., WebhookReceiver]
+) -> None:
+    receiver = receivers(drop_kept_alive=True)
+    emulator = emulators(receiver.url)
+    send(emulator)
+
+    receiver.wait_for_statuses(3)
+    snapshot = SandboxControl(emulator.url).wait_for_webhooks()
+
+    assert kinds(receiver.statuses()) == ["sent", "delivered", "read"]
+    assert snapshot["stats"]["failed_attempts"] == 0
 
 
 def test_a_4xx_answer_is_never_retried(
