@@ -13,20 +13,34 @@ the wire), ``decisions`` (what each request is answered, and the state behind it
 (the HTTP plumbing, ``CloudApiEmulator``). Around it: ``records`` (``AcceptedMessage``, shared
 with the client), ``control`` (``SandboxControl``, the client of the control endpoints) and
 ``cli`` (the process entry behind ``python -m sandbox.cloudapi``).
+
+Status webhooks (``--webhook-url``): ``webhookconfig`` (the options), ``deliveryrules`` (what
+happens after the 200 for matching sends), ``statusplan`` (which statuses, when),
+``payloads`` (Meta's webhook JSON, BSUIDs, the signature), ``dispatcher`` (the thread that
+posts and retries) and ``webhookcontrol`` (their control endpoints, on-demand events).
 """
 
 from sandbox.cloudapi.cli import main
 from sandbox.cloudapi.control import SandboxControl
+from sandbox.cloudapi.deliveryrules import DeliveryRule
+from sandbox.cloudapi.payloads import SIGNATURE_HEADER, bsuid_for, sign
 from sandbox.cloudapi.records import AcceptedMessage
 from sandbox.cloudapi.replies import error_status
 from sandbox.cloudapi.server import CloudApiEmulator
+from sandbox.cloudapi.webhookconfig import SANDBOX_APP_SECRET, WebhookConfig
 from sandbox.faults import FaultRule
 
 __all__ = [
+    "SANDBOX_APP_SECRET",
+    "SIGNATURE_HEADER",
     "AcceptedMessage",
     "CloudApiEmulator",
+    "DeliveryRule",
     "FaultRule",
     "SandboxControl",
+    "WebhookConfig",
+    "bsuid_for",
     "error_status",
     "main",
+    "sign",
 ]

@@ -2,9 +2,11 @@
 depend on (accepted messages, stats, fault rules, rate-limit history).
 
 A send is decided in Meta's order: token, throughput, body, fault rules (see
-``sandbox.faults``), pair rate, accept. Control requests under ``/_sandbox/`` inspect and steer
-that state. Plain Python over bytes and ``Reply``s: ``sandbox.cloudapi.server`` carries them
-over HTTP.
+``sandbox.faults``), pair rate, accept. An accepted send is then given to the delivery rules
+(``sandbox.cloudapi.deliveryrules``) and, when a webhook URL is set, its statuses are planned
+(``sandbox.cloudapi.statusplan``) and queued for the ``WebhookDispatcher``. Control requests
+under ``/_sandbox/`` inspect and steer that state. Plain Python over bytes and ``Reply``s:
+``sandbox.cloudapi.server`` carries them over HTTP.
 """
 
 from __future__ import annotations
@@ -12,18 +14,24 @@ from __future__ import annotations
 import hmac
 import itertools
 import json
+import random
 import re
 import secrets
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Literal
 
+from sandbox.cloudapi.deliveryrules import DeliveryRule, DeliveryRuleBook
+from sandbox.cloudapi.dispatcher import WebhookDispatcher
 from sandbox.cloudapi.records import AcceptedMessage
 from sandbox.cloudapi.replies import Reply, error_reply, html_reply, json_reply
+from sandbox.cloudapi.statusplan import plan
 from sandbox.cloudapi.validation import InvalidSendError, SendRequest, parse_send
+from sandbox.cloudapi.webhookconfig import WebhookConfig
+from sandbox.cloudapi.webhookcontrol import WebhookControl
 from sandbox.faults import DEFAULT_EMPTY_STATUS, DEFAULT_HTML_STATUS, FaultRule, RuleBook
 
 SEND_PATH = re.compile(r"/(v\d+\.\d+)/([^/]+)/messages")
@@ -50,6 +58,8 @@ class EmulatorCore:
         rules: Sequence[FaultRule] = (),
         max_rate_per_s: float | None = None,
         pair_interval_s: float | None = None,
+        webhooks: WebhookConfig | None = None,
+        delivery_rules: Sequence[DeliveryRule] = (),
     ) -> None:
         if max_rate_per_s is not None and not max_rate_per_s > 0:
             raise ValueError("max_rate_per_s must be positive")
@@ -65,11 +75,16 @@ class EmulatorCore:
         self._stats = dict.fromkeys(STAT_NAMES, 0)
         self._window: deque[float] = deque()  # monotonic times of recent send requests
         self._last_accept: dict[str, float] = {}  # digits -> monotonic time
+        self._delivery_rules = DeliveryRuleBook(delivery_rules)
+        self._accepts_per_number: Counter[str] = Counter()  # seeds each message's RNG
+        # Started and stopped by the server; its lock is taken inside this one, never around it.
+        self.webhooks = WebhookDispatcher(webhooks or WebhookConfig(), seed)
         self._control_routes: dict[str, tuple[str, ControlHandler]] = {
             "/_sandbox/messages": ("GET", self._list_messages),
             "/_sandbox/stats": ("GET", self._show_stats),
             "/_sandbox/rules": ("PUT", self._replace_rules),
             "/_sandbox/reset": ("POST", self._reset),
+            **WebhookControl(self.webhooks, self.set_delivery_rules).routes(),
         }
 
     # -- state -----------------------------------------------------------------------------
@@ -84,14 +99,24 @@ class EmulatorCore:
         with self._lock:
             self._rulebook = rulebook
 
+    def set_delivery_rules(self, rules: Sequence[DeliveryRule]) -> None:
+        """Replace the delivery rules; their firing counts start afresh."""
+        rulebook = DeliveryRuleBook(rules)
+        with self._lock:
+            self._delivery_rules = rulebook
+
     def reset(self) -> None:
-        """Forget accepted messages, stats, rules and rate-limit history."""
+        """Forget accepted messages, stats, rules (both kinds), rate-limit history and queued
+        webhooks; the webhook options stay."""
         with self._lock:
             self._accepted.clear()
             self._stats = dict.fromkeys(STAT_NAMES, 0)
             self._rulebook = RuleBook((), self._seed)
+            self._delivery_rules = DeliveryRuleBook(())
+            self._accepts_per_number.clear()
             self._window.clear()
             self._last_accept.clear()
+            self.webhooks.reset()
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -207,12 +232,22 @@ class EmulatorCore:
         self._accepted.append(message)
         self._stats["accepted"] += 1
         self._last_accept[send.digits] = now
+        # One RNG per message, from the seed, the number and its sends so far: the same sends
+        # get the same fates whatever the interleaving of other numbers.
+        nth = self._accepts_per_number[send.digits]
+        self._accepts_per_number[send.digits] += 1
+        rng = random.Random(f"{self._seed}:{send.digits}:{nth}")
+        decision = self._delivery_rules.decide(send.digits, send.template_name, rng)
+        config = self.webhooks.config
+        if config.enabled:
+            self.webhooks.schedule_statuses(plan(message, decision, config, rng))
+        status = "held_for_quality_assessment" if decision.held else "accepted"
         return json_reply(
             200,
             {
                 "messaging_product": "whatsapp",
                 "contacts": [{"input": send.to, "wa_id": send.digits}],
-                "messages": [{"id": wamid, "message_status": "accepted"}],
+                "messages": [{"id": wamid, "message_status": status}],
             },
         )
 

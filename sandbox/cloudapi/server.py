@@ -1,6 +1,6 @@
 """The emulator's HTTP plumbing: ``CloudApiEmulator`` serves ``EmulatorCore``'s replies from a
 threading HTTP server in a daemon thread, and carries out the hangs, resets and delays the
-replies ask for."""
+replies ask for; it starts and stops the core's webhook dispatcher with the server."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sandbox.cloudapi.decisions import SANDBOX_TOKEN, EmulatorCore
+from sandbox.cloudapi.deliveryrules import DeliveryRule
 from sandbox.cloudapi.records import AcceptedMessage
 from sandbox.cloudapi.replies import Reply, error_reply
+from sandbox.cloudapi.webhookconfig import WebhookConfig
 from sandbox.faults import FaultRule
 
 MAX_BODY_BYTES = 1 << 20
@@ -38,6 +40,8 @@ class CloudApiEmulator:
         rules: Sequence[FaultRule] = (),
         max_rate_per_s: float | None = None,
         pair_interval_s: float | None = None,
+        webhooks: WebhookConfig | None = None,
+        delivery_rules: Sequence[DeliveryRule] = (),
     ) -> None:
         self.core = EmulatorCore(
             access_token=access_token,
@@ -45,6 +49,8 @@ class CloudApiEmulator:
             rules=rules,
             max_rate_per_s=max_rate_per_s,
             pair_interval_s=pair_interval_s,
+            webhooks=webhooks,
+            delivery_rules=delivery_rules,
         )
         self._address = (host, port)
         self._lock = threading.Lock()
@@ -70,6 +76,7 @@ class CloudApiEmulator:
             daemon=True,
         )
         thread.start()
+        self.core.webhooks.start()
         self._server, self._thread = server, thread
         host, port = server.server_address[:2]
         self._url = f"http://{host!s}:{port}"
@@ -89,6 +96,7 @@ class CloudApiEmulator:
             self._connections_closed.wait_for(lambda: not self._connections, STOP_GRACE_S)
         server.server_close()
         thread.join()
+        self.core.webhooks.stop()
 
     def __enter__(self) -> CloudApiEmulator:
         self.start()
@@ -124,6 +132,17 @@ class CloudApiEmulator:
 
     def stats(self) -> dict[str, int]:
         return self.core.stats()
+
+    def set_delivery_rules(self, rules: Sequence[DeliveryRule]) -> None:
+        self.core.set_delivery_rules(rules)
+
+    def configure_webhooks(self, config: WebhookConfig) -> None:
+        """Deliver with ``config`` from the next POST on."""
+        self.core.webhooks.configure(config)
+
+    def webhooks(self) -> dict[str, Any]:
+        """The delivery's options (no secret), stats, pending count and recent POSTs."""
+        return self.core.webhooks.snapshot()
 
     # -- called from handler threads -------------------------------------------------------
 
