@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from campaigns.domain.errors import ConfigError
 from campaigns.domain.message import MAX_BATCH_SIZE
@@ -21,6 +21,15 @@ MAX_SQS_BATCH = 10
 DEFAULT_API_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 # ... and a console session lasts a working day.
 DEFAULT_API_SESSION_TTL_S = 8 * 60 * 60
+# The webhook receiver (campaign-webhooks): Meta's payloads are a few KiB; 1 MiB is generous,
+# and a body is held in memory whole while its signature is checked.
+DEFAULT_WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
+MAX_WEBHOOK_BODY_BYTES = 16 * 1024 * 1024
+# SQS: a queue's name is at most 80 characters; the dead-letter queue's adds "-dlq".
+MAX_QUEUE_NAME_LENGTH = 80 - len("-dlq")
+QUEUE_NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+# An inbound opt-out keyword: one word or phrase, compared whole and case-insensitively.
+OPT_OUT_KEYWORD_RE = re.compile(r"^\S(?:.{0,62}\S)?$")
 # An operator's name in OPERATOR_API_KEYS: it lands in audit lines and in the session cookie.
 OPERATOR_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -43,6 +52,19 @@ def parse_operator_keys(text: str) -> dict[str, str]:
             raise ValueError(f"entry {position}: two operators share one key")
         keys[name] = key
     return keys
+
+
+def parse_opt_out_keywords(text: str) -> frozenset[str]:
+    """``STOP,UNSUBSCRIBE`` → ``{"STOP", "UNSUBSCRIBE"}``: comma-separated, trimmed,
+    upper-cased (inbound text is compared whole, case-insensitively). An empty list is
+    allowed: it turns keyword opt-outs off."""
+    keywords: set[str] = set()
+    entries = [entry.strip() for entry in text.split(",")] if text.strip() else []
+    for position, entry in enumerate(entries, start=1):
+        if not OPT_OUT_KEYWORD_RE.match(entry):
+            raise ValueError(f"entry {position} must be 1-64 characters, not blank")
+        keywords.add(entry.upper())
+    return frozenset(keywords)
 
 
 class Settings(BaseSettings):
@@ -85,6 +107,25 @@ class Settings(BaseSettings):
     operator_api_keys: SecretStr = SecretStr("")
     api_max_upload_bytes: int = Field(default=DEFAULT_API_MAX_UPLOAD_BYTES, ge=1024)
     api_session_ttl_s: int = Field(default=DEFAULT_API_SESSION_TTL_S, ge=60, le=7 * 24 * 3600)
+    # The webhook receiver (campaign-webhooks): Meta's app secret signs every POST, the verify
+    # token answers the subscription handshake. Empty is valid here (the other processes need
+    # neither); the receiver refuses to start without both.
+    meta_app_secret: SecretStr = SecretStr("")
+    meta_webhook_verify_token: SecretStr = SecretStr("")
+    webhook_port: int = Field(default=8080, ge=0, le=65535)
+    # /metrics of the receiver, on a port of its own: never the public webhook port.
+    webhook_metrics_port: int = Field(default=8001, ge=0, le=65535)
+    webhook_max_body_bytes: int = Field(
+        default=DEFAULT_WEBHOOK_MAX_BODY_BYTES, ge=1024, le=MAX_WEBHOOK_BODY_BYTES
+    )
+    campaign_receipts_queue_name: str = Field(
+        default="campaign-receipts",
+        min_length=1,
+        max_length=MAX_QUEUE_NAME_LENGTH,
+        pattern=QUEUE_NAME_PATTERN,
+    )
+    # Comma-separated in the environment (STOP,UNSUBSCRIBE); upper-cased here.
+    opt_out_keywords: Annotated[frozenset[str], NoDecode] = frozenset({"STOP", "UNSUBSCRIBE"})
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -104,6 +145,15 @@ class Settings(BaseSettings):
     @classmethod
     def _name_key_pairs(cls, value: SecretStr) -> SecretStr:
         parse_operator_keys(value.get_secret_value())
+        return value
+
+    @field_validator("opt_out_keywords", mode="before")
+    @classmethod
+    def _keyword_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_opt_out_keywords(value)
+        if isinstance(value, list | tuple | set | frozenset):
+            return parse_opt_out_keywords(",".join(str(v) for v in value))
         return value
 
     @field_validator("log_format", "log_level", mode="before")
@@ -129,6 +179,10 @@ class Settings(BaseSettings):
         return f"{self.campaign_queue_name}-dlq"
 
     @property
+    def receipts_dlq_name(self) -> str:
+        return f"{self.campaign_receipts_queue_name}-dlq"
+
+    @property
     def messages_url(self) -> str:
         return (
             f"{self.meta_api_base_url}/{self.meta_api_version}/{self.meta_phone_number_id}/messages"
@@ -152,6 +206,16 @@ def require_operator_keys(settings: Settings) -> dict[str, str]:
     if not keys:
         raise ConfigError("invalid OPERATOR_API_KEYS: must be set (name:key,name2:key2)")
     return keys
+
+
+def require_webhook_secrets(settings: Settings) -> None:
+    """The receiver verifies every POST and answers the handshake: without the app secret or
+    the verify token it would accept anyone's payloads or no subscription. One line naming the
+    variable, never its value."""
+    if not settings.meta_app_secret.get_secret_value():
+        raise ConfigError("invalid META_APP_SECRET: must be set")
+    if not settings.meta_webhook_verify_token.get_secret_value():
+        raise ConfigError("invalid META_WEBHOOK_VERIFY_TOKEN: must be set")
 
 
 def require_meta_credentials(settings: Settings) -> None:

@@ -102,6 +102,14 @@ def build_queue(settings: Settings, dead_letter: bool = False) -> SqsQueue:
     return SqsQueue(client, resolve_queue_url(client, name, url))
 
 
+def build_receipts_queue(settings: Settings) -> SqsQueue:
+    """The webhook receiver's side of the receipts queue (a ``SendQueue``): it enqueues each
+    verified body; the consumer's receipts loop takes them off. Raises ``QueueUnavailable``
+    when the queue cannot be found (the receiver retries on its next request)."""
+    client = sqs_client(settings)
+    return SqsQueue(client, resolve_queue_url(client, settings.campaign_receipts_queue_name))
+
+
 def build_operator(settings: Settings) -> Producer:
     """The operator core on DynamoDB, SQS and (for ``execute-batch``) the Cloud API; queues,
     the engine and the provisioner are built only when a command needs them."""

@@ -1,4 +1,5 @@
-"""Create the tables, the queue and its dead-letter queue if missing (idempotent)."""
+"""Create the tables, the batch queue, the receipts queue and their dead-letter queues if
+missing (idempotent)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ from campaigns.settings import Settings
 
 MAX_RECEIVE_COUNT = 5  # a message received this often without deletion goes to the DLQ
 DLQ_RETENTION_S = 14 * 24 * 3600  # SQS's maximum retention: time to look at poison
+# A receipts message is one webhook body: applying it is a few DynamoDB writes.
+RECEIPTS_VISIBILITY_TIMEOUT_S = 60
+# Meta retries an unacknowledged webhook for 7 days; a queued one waits at least as long.
+RECEIPTS_RETENTION_S = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,8 @@ class Provisioned:
     queue_url: str
     dlq_url: str
     created: tuple[str, ...]
+    receipts_queue_url: str
+    receipts_dlq_url: str
 
 
 def ensure_table(db: DynamoDBClient, name: str) -> bool:
@@ -66,32 +73,62 @@ def _queue_url(sqs: SQSClient, name: str) -> str | None:
         raise
 
 
-def ensure_queues(sqs: SQSClient, settings: Settings) -> tuple[str, str, list[str]]:
-    created: list[str] = []
-    dlq_url = _queue_url(sqs, settings.dlq_name)
+def _ensure_queue_with_dlq(
+    sqs: SQSClient, name: str, dlq_name: str, attributes: dict[str, str], created: list[str]
+) -> tuple[str, str]:
+    """The queue ``name`` redriving to ``dlq_name`` after ``MAX_RECEIVE_COUNT`` receives; an
+    existing queue gets the redrive policy again (nothing else of it is changed)."""
+    dlq_url = _queue_url(sqs, dlq_name)
     if dlq_url is None:
         dlq_url = sqs.create_queue(
-            QueueName=settings.dlq_name,
+            QueueName=dlq_name,
             Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_S)},
         )["QueueUrl"]
-        created.append(settings.dlq_name)
+        created.append(dlq_name)
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
     redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
-    queue_url = _queue_url(sqs, settings.campaign_queue_name)
-    attributes: Any = {
-        "VisibilityTimeout": str(settings.visibility_timeout_s),
-        "ReceiveMessageWaitTimeSeconds": "20",
-        "RedrivePolicy": redrive,
-    }
+    queue_url = _queue_url(sqs, name)
     if queue_url is None:
-        queue_url = sqs.create_queue(QueueName=settings.campaign_queue_name, Attributes=attributes)[
-            "QueueUrl"
-        ]
-        created.append(settings.campaign_queue_name)
+        full: Any = {**attributes, "RedrivePolicy": redrive}
+        queue_url = sqs.create_queue(QueueName=name, Attributes=full)["QueueUrl"]
+        created.append(name)
     else:
         sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"RedrivePolicy": redrive})
+    return queue_url, dlq_url
+
+
+def ensure_queues(sqs: SQSClient, settings: Settings) -> tuple[str, str, list[str]]:
+    created: list[str] = []
+    queue_url, dlq_url = _ensure_queue_with_dlq(
+        sqs,
+        settings.campaign_queue_name,
+        settings.dlq_name,
+        {
+            "VisibilityTimeout": str(settings.visibility_timeout_s),
+            "ReceiveMessageWaitTimeSeconds": "20",
+        },
+        created,
+    )
+    return queue_url, dlq_url, created
+
+
+def ensure_receipts_queues(sqs: SQSClient, settings: Settings) -> tuple[str, str, list[str]]:
+    """The webhook receiver's queue: bodies Meta posted, waiting for the consumer's receipts
+    loop. Kept as long as Meta would retry (its own retention is its redelivery window)."""
+    created: list[str] = []
+    queue_url, dlq_url = _ensure_queue_with_dlq(
+        sqs,
+        settings.campaign_receipts_queue_name,
+        settings.receipts_dlq_name,
+        {
+            "VisibilityTimeout": str(RECEIPTS_VISIBILITY_TIMEOUT_S),
+            "ReceiveMessageWaitTimeSeconds": "20",
+            "MessageRetentionPeriod": str(RECEIPTS_RETENTION_S),
+        },
+        created,
+    )
     return queue_url, dlq_url, created
 
 
@@ -103,6 +140,7 @@ def provision(db: DynamoDBClient, sqs: SQSClient, settings: Settings) -> Provisi
             if ensure_table(db, name)
         ]
         queue_url, dlq_url, created_queues = ensure_queues(sqs, settings)
+        receipts_url, receipts_dlq_url, created_receipts = ensure_receipts_queues(sqs, settings)
     except (ClientError, BotoCoreError) as exc:
         raise StoreUnavailable(f"provisioning failed: {exc}") from None
     return Provisioned(
@@ -110,5 +148,7 @@ def provision(db: DynamoDBClient, sqs: SQSClient, settings: Settings) -> Provisi
         recipients_table=settings.recipients_table,
         queue_url=queue_url,
         dlq_url=dlq_url,
-        created=tuple(created + created_queues),
+        created=tuple(created + created_queues + created_receipts),
+        receipts_queue_url=receipts_url,
+        receipts_dlq_url=receipts_dlq_url,
     )

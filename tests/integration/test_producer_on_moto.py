@@ -252,15 +252,16 @@ def test_init_creates_tables_queue_and_a_dead_letter_queue_after_five_receives(c
         "CAMPAIGNS_TABLE": f"init-campaigns-{suffix}",
         "RECIPIENTS_TABLE": f"init-recipients-{suffix}",
         "CAMPAIGN_QUEUE_NAME": f"init-batches-{suffix}",
+        "CAMPAIGN_RECEIPTS_QUEUE_NAME": f"init-receipts-{suffix}",
     }
     cli.env(**names)
 
     result = cli.ok("init")
 
     queue, dlq = names["CAMPAIGN_QUEUE_NAME"], names["CAMPAIGN_QUEUE_NAME"] + "-dlq"
-    assert sorted(result["created"]) == sorted(
-        [names["CAMPAIGNS_TABLE"], names["RECIPIENTS_TABLE"], queue, dlq]
-    )
+    receipts = names["CAMPAIGN_RECEIPTS_QUEUE_NAME"]
+    tables = [names["CAMPAIGNS_TABLE"], names["RECIPIENTS_TABLE"]]
+    assert sorted(result["created"]) == sorted([*tables, queue, dlq, receipts, f"{receipts}-dlq"])
     for table in (names["CAMPAIGNS_TABLE"], names["RECIPIENTS_TABLE"]):
         description = cli.db.describe_table(TableName=table)["Table"]
         assert description["TableStatus"] == "ACTIVE"
@@ -286,12 +287,13 @@ def test_init_run_a_second_time_creates_nothing(cli: Cli) -> None:
         CAMPAIGNS_TABLE=f"again-campaigns-{uuid.uuid4().hex[:8]}",
         RECIPIENTS_TABLE=f"again-recipients-{uuid.uuid4().hex[:8]}",
         CAMPAIGN_QUEUE_NAME=f"again-batches-{uuid.uuid4().hex[:8]}",
+        CAMPAIGN_RECEIPTS_QUEUE_NAME=f"again-receipts-{uuid.uuid4().hex[:8]}",
     )
     first = cli.ok("init")
 
     second = cli.ok("init")
 
-    assert len(first["created"]) == 4
+    assert len(first["created"]) == 6
     assert second["created"] == []
     assert (second["queueUrl"], second["dlqUrl"]) == (first["queueUrl"], first["dlqUrl"])
 

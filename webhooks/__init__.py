@@ -1,0 +1,1 @@
+"""campaign-webhooks: Meta's WhatsApp webhooks, verified and durably queued."""
