@@ -13,6 +13,8 @@ from campaigns.domain.models import (
     Action,
     Campaign,
     Claim,
+    DeliveryApplied,
+    DeliveryReport,
     Recipient,
     RecipientStatus,
     SendAccepted,
@@ -77,6 +79,37 @@ class RecipientStore(Protocol):
     def commit_unknown(self, claim: Claim, reason: str, now_s: float) -> CommitResult: ...
 
     def expire_lease(self, recipient: Recipient, now_s: float) -> bool: ...
+
+
+class DeliveryStore(Protocol):
+    """What the status webhooks write (campaigns/engine/receipts.py): delivery reports merged
+    into recipients and counters, the BSUID → phone link, lifting a suppression, and the
+    campaigns a template or account event pauses."""
+
+    def apply_delivery(self, report: DeliveryReport) -> DeliveryApplied:
+        """Merge one report (monotonic max by ``DELIVERY_RANK``; ``campaigns.domain.delivery``)
+        and move the campaign counters with it, atomically; exact under duplicates, any order
+        and concurrent callers. A missing recipient: ``found=False``, nothing written."""
+        ...
+
+    def find_by_message_id(self, message_id: str) -> tuple[str, str] | None:
+        """(campaign_id, phone) of the recipient sent that wamid, if any. Eventually
+        consistent on DynamoDB (a GSI): a send committed a moment ago may not be found yet."""
+        ...
+
+    def link_user(self, user_id: str, phone: str) -> None:
+        """Remember BSUID → phone (idempotent; a later link for the same BSUID replaces it)."""
+        ...
+
+    def phone_for_user(self, user_id: str) -> str | None: ...
+
+    def unsuppress(self, phone: str, reason: str) -> bool:
+        """Lift the number's suppression only if it was for ``reason``; True if lifted."""
+        ...
+
+    def running_campaigns(self) -> list[Campaign]:
+        """Every RUNNING campaign, oldest first."""
+        ...
 
 
 class Store(CampaignStore, RecipientStore, Protocol):

@@ -19,6 +19,7 @@ from campaigns.engine.cache import CampaignCache
 from campaigns.engine.executor import BatchExecutor
 from campaigns.engine.metrics import EngineMetrics
 from campaigns.engine.ratelimit import TokenBucket
+from campaigns.engine.receipts import ReceiptApplier
 from campaigns.engine.retry import RetryPolicy
 from campaigns.meta.cloudapi import CloudApiSender
 from campaigns.operator.commands import Producer
@@ -56,6 +57,17 @@ class Engine:
             policy=RetryPolicy(max_send_attempts=self.settings.max_send_attempts),
             cache=self.cache,
             breaker=breaker,
+        )
+
+    def receipt_applier(self) -> ReceiptApplier:
+        """The status webhooks' applier, on the same store, metrics and campaign cache (so a
+        pause it makes stops this process's batches at once)."""
+        return ReceiptApplier(
+            deliveries=self.store,
+            campaigns=self.store,
+            metrics=self.metrics,
+            opt_out_keywords=self.settings.opt_out_keywords,
+            cache=self.cache,
         )
 
 

@@ -11,8 +11,9 @@ from campaigns.domain.exitcodes import EXIT_CONFIG, EXIT_UNAVAILABLE
 from campaigns.engine.breaker import SendBreaker
 from campaigns.engine.ratelimit import TokenBucket
 from campaigns.settings import Settings, load_settings, require_meta_credentials
-from campaigns.wiring import build_engine, build_queue, consumer_id
+from campaigns.wiring import build_engine, build_queue, build_receipts_queue, consumer_id
 from consumer.health import HealthServer, HealthState
+from consumer.receipts import ReceiptsConfig, ReceiptsLoop
 from consumer.worker import Worker, WorkerConfig
 
 
@@ -65,6 +66,14 @@ def main(argv: list[str] | None = None, early_signals: list[int] | None = None) 
     executors = [
         engine.executor(limiter, owner, breaker) for _ in range(settings.consumer_concurrency)
     ]
+    # The status webhooks, in a thread of their own; the queue is looked up there, so a
+    # deployment without the receiver runs the batches alone (``receipts.disabled``).
+    receipts = ReceiptsLoop(
+        queue_factory=lambda: build_receipts_queue(settings),
+        applier=engine.receipt_applier(),
+        metrics=engine.metrics,
+        config=ReceiptsConfig(visibility_timeout_s=settings.visibility_timeout_s, once=args.once),
+    )
     health = HealthState()
     try:
         server = HealthServer(engine.metrics.registry, health, settings.metrics_port).start()
@@ -83,6 +92,7 @@ def main(argv: list[str] | None = None, early_signals: list[int] | None = None) 
         rate_per_s=settings.send_rate_per_second,
         daily_cap=settings.daily_cap,
         metrics_port=server.port,
+        receipts_queue=settings.campaign_receipts_queue_name,
     )
     worker = Worker(
         queue=batch_queue,
@@ -97,6 +107,7 @@ def main(argv: list[str] | None = None, early_signals: list[int] | None = None) 
         health=health,
         breaker=breaker,
         early_signals=early_signals,
+        receipts=receipts,
     )
     try:
         return worker.run()

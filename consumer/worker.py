@@ -27,6 +27,7 @@ from campaigns.logging import get_logger
 from campaigns.ports import BatchQueue, ReceivedMessage
 from consumer.backoff import receive_backoff_s
 from consumer.health import HealthState
+from consumer.receipts import ReceiptsLoop
 
 EXIT_OK = 0
 EXIT_FORCED = 1
@@ -73,6 +74,7 @@ class Worker:
         handle_signals: bool = True,
         breaker: SendBreaker | None = None,
         early_signals: list[int] | None = None,
+        receipts: ReceiptsLoop | None = None,
     ) -> None:
         if not executors:
             raise ValueError("at least one executor (slot) is needed")
@@ -83,6 +85,8 @@ class Worker:
         self._handle_signals = handle_signals
         self._breaker = breaker
         self._early_signals = early_signals if early_signals is not None else []
+        self._receipts = receipts
+        self._receipts_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._stop_requested_at: float | None = None
         self._signals = 0
@@ -115,6 +119,8 @@ class Worker:
         self._health.ready = True
         self._log.info("consumer.started", slots=self._idle.qsize())
         receiver.start()
+        if self._receipts is not None:  # the status webhooks: stops with the same event
+            self._receipts_thread = self._receipts.start(self._stop)
         # The main thread only waits, so signals are handled at once even mid long-poll.
         while receiver.is_alive() and not self._stop.wait(0.5):
             pass
@@ -316,6 +322,12 @@ class Worker:
         receiver.join(timeout=max(deadline - time.monotonic(), 0.0))
         if receiver.is_alive():
             self._log.warning("consumer.poll_abandoned")
+        # The receipts loop gets what is left of the same budget, never more: a message it
+        # has not deleted is redelivered, and applying it again changes nothing.
+        if self._receipts_thread is not None:
+            self._receipts_thread.join(timeout=max(deadline - time.monotonic(), 0.0))
+            if self._receipts_thread.is_alive():
+                self._log.warning("receipts.poll_abandoned")
 
     def _install_signals(self) -> None:
         def _on_signal(signum: int, frame: FrameType | None) -> None:

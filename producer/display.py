@@ -7,6 +7,23 @@ from typing import Any
 from campaigns.domain.models import Campaign
 
 BAR_WIDTH = 30
+# Keys of a result whose values are ratios (0..1): printed as percentages.
+RATE_KEYS = frozenset({"deliveryRate", "readRate"})
+
+
+def percent(rate: float | None) -> str:
+    """``0.6667`` → ``66.7%``; None (nothing to divide by yet) → ``-``."""
+    return "-" if rate is None else f"{100.0 * rate:.1f}%"
+
+
+def delivery_words(campaign: Campaign) -> str:
+    """What the status webhooks said: ``delivered 5  read 3  delivery-failed 1  delivery
+    83.3%  read 60.0%``."""
+    return (
+        f"delivered {campaign.delivered_count}  read {campaign.read_count}  "
+        f"delivery-failed {campaign.delivery_failed_count}  "
+        f"delivery {percent(campaign.delivery_rate)}  read rate {percent(campaign.read_rate)}"
+    )
 
 
 def progress_bar(campaign: Campaign, width: int = BAR_WIDTH) -> str:
@@ -17,7 +34,8 @@ def progress_bar(campaign: Campaign, width: int = BAR_WIDTH) -> str:
     return (
         f"[{bar}] {campaign.progress_percent:5.1f}%  {done}/{total}  "
         f"sent {campaign.sent_count}  failed {campaign.failed_count}  "
-        f"unknown {campaign.unknown_count}  {campaign.status.value}"
+        f"unknown {campaign.unknown_count}  {delivery_words(campaign)}  "
+        f"{campaign.status.value}"
     )
 
 
@@ -35,6 +53,8 @@ def render(result: dict[str, Any]) -> str:
                 lines.append(f"  … {len(value) - 20} more")
         elif isinstance(value, dict):
             lines.append(f"{key}: {_inline(value) if value else '-'}")
+        elif key in RATE_KEYS and (value is None or isinstance(value, float | int)):
+            lines.append(f"{key}: {percent(value)}")
         else:
             lines.append(f"{key}: {'-' if value is None else value}")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from campaigns.domain.models import Campaign, CampaignStatus
+from producer.display import delivery_words
 
 STATUS_STYLES = {
     CampaignStatus.DRAFT.value: "dim",
@@ -47,9 +48,10 @@ def status_view(campaign: Campaign) -> RenderableType:
         f"pending {campaign.pending_count}",
         overflow="fold",
     )
+    delivery = Text(delivery_words(campaign), overflow="fold")
     view = Table.grid(expand=True)  # one row each: a bar ends no line of its own
     view.add_column(overflow="fold")
-    for part in (title, bar, counters):
+    for part in (title, bar, counters, delivery):
         view.add_row(part)
     if campaign.pause_reason:
         view.add_row(Text(f"paused: {campaign.pause_reason}", style="yellow", overflow="fold"))

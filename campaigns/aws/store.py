@@ -30,6 +30,8 @@ from campaigns.domain.models import (
     Campaign,
     CampaignStatus,
     Claim,
+    DeliveryApplied,
+    DeliveryReport,
     Recipient,
     RecipientStatus,
     StatusCounts,
@@ -172,6 +174,26 @@ class DynamoStore:
 
     def requeue_unknown(self, recipient: Recipient) -> bool:
         return self._leases.requeue_unknown(recipient)
+
+    # -- deliveries (the status webhooks): in the making, the memory store has them ----------
+
+    def apply_delivery(self, report: DeliveryReport) -> DeliveryApplied:
+        raise NotImplementedError("DynamoStore.apply_delivery")
+
+    def find_by_message_id(self, message_id: str) -> tuple[str, str] | None:
+        raise NotImplementedError("DynamoStore.find_by_message_id")
+
+    def link_user(self, user_id: str, phone: str) -> None:
+        raise NotImplementedError("DynamoStore.link_user")
+
+    def phone_for_user(self, user_id: str) -> str | None:
+        raise NotImplementedError("DynamoStore.phone_for_user")
+
+    def unsuppress(self, phone: str, reason: str) -> bool:
+        raise NotImplementedError("DynamoStore.unsuppress")
+
+    def running_campaigns(self) -> list[Campaign]:
+        raise NotImplementedError("DynamoStore.running_campaigns")
 
 
 __all__ = ["CampaignStatus", "DynamoStore"]

@@ -32,6 +32,28 @@ class RecipientStatus(StrEnum):
     UNKNOWN = "UNKNOWN"
 
 
+class DeliveryStatus(StrEnum):
+    """What Meta's status webhooks say became of a sent message (``deliveryStatus``)."""
+
+    HELD = "HELD"  # accepted as held_for_quality_assessment (template pacing)
+    SENT = "SENT"
+    FAILED = "FAILED"
+    DELIVERED = "DELIVERED"
+    READ = "READ"
+
+
+# A recipient's deliveryStatus is the max by rank of every report applied: commutative and
+# idempotent, so duplicates and any order give one end state. A "failed" after "read" is
+# ignored; a late "delivered" after "failed" wins (Meta delivered it after all).
+DELIVERY_RANK: Mapping[DeliveryStatus, int] = {
+    DeliveryStatus.HELD: 0,
+    DeliveryStatus.SENT: 1,
+    DeliveryStatus.FAILED: 2,
+    DeliveryStatus.DELIVERED: 3,
+    DeliveryStatus.READ: 4,
+}
+
+
 class Action(StrEnum):
     """Operator and engine actions on a campaign, each a transition."""
 
@@ -103,6 +125,9 @@ class Campaign:
     sent_count: int = 0
     failed_count: int = 0
     unknown_count: int = 0
+    delivered_count: int = 0  # recipients delivered or read (a read implies delivered)
+    read_count: int = 0
+    delivery_failed_count: int = 0  # failed after acceptance (by webhook)
     pause_reason: str | None = None
     parameter_format: str = "POSITIONAL"
     created_at: str | None = None
@@ -124,6 +149,16 @@ class Campaign:
         done = self.total_recipients - self.pending_count
         return round(100.0 * done / self.total_recipients, 1)
 
+    @property
+    def delivery_rate(self) -> float | None:
+        """Delivered ÷ sent (0..1); None while nothing was sent."""
+        return _ratio(self.delivered_count, self.sent_count)
+
+    @property
+    def read_rate(self) -> float | None:
+        """Read ÷ delivered (0..1); None while nothing was delivered."""
+        return _ratio(self.read_count, self.delivered_count)
+
     def to_public(self) -> dict[str, Any]:
         """The shape the CLI prints with ``--json`` (the table's attribute names)."""
         return {
@@ -137,6 +172,11 @@ class Campaign:
             "failedCount": self.failed_count,
             "unknownCount": self.unknown_count,
             "pendingCount": self.pending_count,
+            "deliveredCount": self.delivered_count,
+            "readCount": self.read_count,
+            "deliveryFailedCount": self.delivery_failed_count,
+            "deliveryRate": self.delivery_rate,
+            "readRate": self.read_rate,
             "progress": self.progress_percent,
             "pauseReason": self.pause_reason,
             "createdAt": self.created_at,
@@ -145,6 +185,12 @@ class Campaign:
             "completedAt": self.completed_at,
             "cancelledAt": self.cancelled_at,
         }
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    if whole <= 0:
+        return None
+    return min(max(part / whole, 0.0), 1.0)
 
 
 @dataclass(frozen=True)
@@ -161,6 +207,13 @@ class Recipient:
     error_code: str | None = None
     unknown_reason: str | None = None  # why it became UNKNOWN ("lease expired", ...)
     finished_at: float | None = None  # epoch seconds of the write that made it final
+    # What the status webhooks said (None on items written before them, or not yet reported).
+    delivery_status: DeliveryStatus | None = None
+    delivered_at: float | None = None  # epoch s of the first report at DELIVERED or above
+    read_at: float | None = None
+    delivery_error_code: str | None = None  # "META_131050" of a FAILED report
+    user_id: str | None = None  # the business-scoped user id (BSUID) a report carried
+    pricing_category: str | None = None  # as the report's pricing object named it
 
     @property
     def tries(self) -> int:
@@ -216,3 +269,28 @@ class TemplateMessage:
 class SendAccepted:
     message_id: str  # the wamid
     message_status: str  # "accepted" or "held_for_quality_assessment"
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """One status webhook about one recipient, as the store applies it."""
+
+    campaign_id: str
+    phone: str  # digits, E.164 without +
+    status: DeliveryStatus  # SENT | DELIVERED | READ | FAILED from webhooks
+    at_s: float  # the webhook's timestamp (epoch s)
+    message_id: str | None  # the wamid
+    error_code: str | None  # "META_131050" for FAILED
+    user_id: str | None  # the BSUID (recipient_user_id)
+    pricing_category: str | None = None  # stored as is on the recipient
+
+
+@dataclass(frozen=True)
+class DeliveryApplied:
+    """What ``DeliveryStore.apply_delivery`` did."""
+
+    found: bool  # the recipient exists
+    changed: bool  # its deliveryStatus moved up (counters moved)
+    resolved_unknown: bool  # UNKNOWN → SENT by this report (unknownCount -1, sentCount +1)
+    before: DeliveryStatus | None
+    after: DeliveryStatus | None

@@ -8,6 +8,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 SEND_BUCKETS_S = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
+RECEIPT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class EngineMetrics:
@@ -74,4 +75,56 @@ class EngineMetrics:
         )
         self.receive_errors = Counter(
             "campaign_queue_receive_errors", "Failed SQS receive calls.", registry=r
+        )
+        # -- delivery receipts (status webhooks, through the receipts queue) --------------
+        self.deliveries = Counter(
+            "campaign_deliveries",
+            "Delivery reports that moved a recipient's deliveryStatus, by the status reached.",
+            ["status"],
+            registry=r,
+        )
+        self.receipts_applied = Counter(
+            "campaign_receipts_applied",
+            "Webhook events applied, by kind (status, message, contact, preference, template, "
+            "quality, account, capability).",
+            ["kind"],
+            registry=r,
+        )
+        self.receipts_skipped = Counter(
+            "campaign_receipt_items_skipped",
+            "Webhook items not applied, by kind (malformed, unhandled field, …).",
+            ["kind"],
+            registry=r,
+        )
+        self.receipts_unmatched = Counter(
+            "campaign_receipts_unmatched",
+            "Statuses for no recipient of ours (no usable callback data, wamid not found).",
+            registry=r,
+        )
+        self.receipts_poison = Counter(
+            "campaign_receipts_poison",
+            "Receipt messages that are not JSON (left for the receipts DLQ).",
+            registry=r,
+        )
+        self.unknown_resolved = Counter(
+            "campaign_unknown_resolved",
+            "UNKNOWN recipients proven SENT by a status webhook.",
+            registry=r,
+        )
+        self.suppressions = Counter(
+            "campaign_suppressions",
+            "Numbers added to the suppression list from webhooks, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.receipt_apply_duration = Histogram(
+            "campaign_receipt_apply_seconds",
+            "Time to apply one receipts-queue message (every event in it).",
+            buckets=RECEIPT_BUCKETS_S,
+            registry=r,
+        )
+        self.messaging_limit = Gauge(
+            "campaign_messaging_limit",
+            "The portfolio's messaging limit Meta last reported (-1: unlimited).",
+            registry=r,
         )

@@ -1,5 +1,6 @@
-"""The in-memory store: ``campaigns.ports.Store`` (the executor's) and ``OperatorStore`` (the
-operator core's), with the DynamoDB store's semantics; tests/contract holds them together."""
+"""The in-memory store: ``campaigns.ports.Store`` (the executor's), ``OperatorStore`` (the
+operator core's) and ``DeliveryStore`` (the status webhooks', in ``campaigns.memory.deliveries``),
+with the DynamoDB store's semantics; tests/contract holds them together."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from campaigns.domain.models import (
     StatusCounts,
     TemplateParam,
 )
+from campaigns.memory.deliveries import MemoryDeliveries
 from campaigns.ports import ClaimResult, Clock, CommitResult
 
 STAMPS = {
@@ -38,12 +40,15 @@ COUNTERS = {
     "failedCount": "failed_count",
     "unknownCount": "unknown_count",
     "totalRecipients": "total_recipients",
+    "deliveredCount": "delivered_count",
+    "readCount": "read_count",
+    "deliveryFailedCount": "delivery_failed_count",
 }
 
 
-class MemoryStore:
-    """One lock stands in for DynamoDB's item atomicity. ``campaigns``, ``recipients`` and
-    ``suppressed`` are plain dicts a test may read (or arrange) directly."""
+class MemoryStore(MemoryDeliveries):
+    """One lock stands in for DynamoDB's item atomicity. ``campaigns``, ``recipients``,
+    ``suppressed`` and ``user_links`` are plain dicts a test may read (or arrange) directly."""
 
     def __init__(self, clock: Clock | None = None, counter_shards: int = 1) -> None:
         self._lock = threading.RLock()
@@ -52,6 +57,7 @@ class MemoryStore:
         self.campaigns: dict[str, Campaign] = {}
         self.recipients: dict[tuple[str, str], Recipient] = {}
         self.suppressed: dict[str, str] = {}
+        self.user_links: dict[str, str] = {}  # BSUID -> phone
         self.import_locks: dict[str, tuple[str, int]] = {}  # campaign -> (token, until_s)
         self.count_tokens: dict[str, dict[str, str]] = {}  # campaign -> slot -> "<s>:<hex>"
         self.writes = 0

@@ -20,6 +20,7 @@ from campaigns.memory import ManualClock, MemoryBulk, MemoryCapGuard, MemoryQueu
 from campaigns.ports import (
     BatchQueue,
     CapGuard,
+    DeliveryStore,
     OperatorStore,
     RecipientBulk,
     SendQueue,
@@ -43,8 +44,9 @@ LOST_ANSWER = FaultPlan(
 )
 
 
-class ContractStore(Store, OperatorStore, Protocol):
-    """Everything a store adapter implements: the executor's port and the operator's."""
+class ContractStore(Store, OperatorStore, DeliveryStore, Protocol):
+    """Everything a store adapter implements: the executor's port, the operator's and the
+    status webhooks'."""
 
 
 class Queue(BatchQueue, SendQueue, Protocol):

@@ -434,3 +434,88 @@ def test_status_watch_json_prints_only_the_final_status_after_waiting(
     outcome = cli.run("status", campaign_id, "--watch", "--json")
 
     assert json.loads(outcome.out)["status"] == "PAUSED"
+
+
+# -- delivery truth in ``status`` --------------------------------------------------------------
+
+
+def _delivered_campaign(cli: Cli) -> str:
+    campaign_id = new_campaign_id()
+    cli.store.add_campaign(
+        Campaign(
+            campaign_id,
+            "delivery",
+            "order_update",
+            "en_US",
+            CampaignStatus.RUNNING,
+            total_recipients=8,
+            sent_count=6,
+            failed_count=1,
+            delivered_count=5,
+            read_count=2,
+            delivery_failed_count=1,
+        )
+    )
+    return campaign_id
+
+
+def test_status_shows_delivered_read_delivery_failed_and_the_two_rates(cli: Cli) -> None:
+    campaign_id = _delivered_campaign(cli)
+
+    outcome = cli.run("status", campaign_id)
+
+    assert outcome.code == 0
+    lines = outcome.out.splitlines()
+    assert "deliveredCount: 5" in lines
+    assert "readCount: 2" in lines
+    assert "deliveryFailedCount: 1" in lines
+    assert "deliveryRate: 83.3%" in lines  # 5 of 6 sent
+    assert "readRate: 40.0%" in lines  # 2 of 5 delivered
+
+
+def test_status_json_has_the_delivery_keys_and_null_rates_before_anything_was_sent(
+    cli: Cli,
+) -> None:
+    delivered = cli.ok("status", _delivered_campaign(cli))
+    fresh = cli.ok("status", cli.create())
+
+    assert {k: delivered[k] for k in ("deliveredCount", "readCount", "deliveryFailedCount")} == {
+        "deliveredCount": 5,
+        "readCount": 2,
+        "deliveryFailedCount": 1,
+    }
+    assert delivered["deliveryRate"] == pytest.approx(5 / 6)
+    assert delivered["readRate"] == pytest.approx(2 / 5)
+    assert (fresh["deliveryRate"], fresh["readRate"]) == (None, None)
+    assert "deliveryRate: -" in cli.run("status", fresh["campaignId"]).out.splitlines()
+
+
+@pytest.mark.parametrize("width", [30, 80])
+def test_the_status_view_shows_the_delivery_counters_and_rates(width: int) -> None:
+    campaign = Campaign(
+        new_campaign_id(),
+        "c",
+        "tmpl",
+        "en_US",
+        CampaignStatus.RUNNING,
+        total_recipients=10,
+        sent_count=10,
+        delivered_count=8,
+        read_count=4,
+        delivery_failed_count=2,
+    )
+    console = Console(record=True, width=width, file=io.StringIO(), force_terminal=True)
+
+    console.print(views.status_view(campaign))
+
+    lines = console.export_text().splitlines()
+    _assert_fits(lines, width)
+    text = " ".join(" ".join(lines).split())
+    for words in (
+        "delivered 8",
+        "read 4",
+        "delivery-failed 2",
+        "delivery 80.0%",
+        "read rate 50.0%",
+    ):
+        assert words in text

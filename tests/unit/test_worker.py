@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import pytest
 from structlog.testing import capture_logs
 
-from campaigns.domain.errors import QueueUnavailable, RetryableSendError
+from campaigns.domain.errors import QueueUnavailable, RetryableSendError, StoreUnavailable
 from campaigns.domain.message import encode, new_batch
 from campaigns.domain.models import (
     Action,
     Campaign,
     CampaignStatus,
+    DeliveryApplied,
+    DeliveryReport,
     RecipientStatus,
     new_campaign_id,
 )
 from campaigns.engine.breaker import SendBreaker
 from campaigns.engine.executor import BatchExecutor
 from campaigns.engine.metrics import EngineMetrics
+from campaigns.engine.receipts import ReceiptApplier
 from campaigns.memory import (
     FakeSender,
     ManualClock,
@@ -28,8 +33,9 @@ from campaigns.memory import (
     MemoryStore,
     Unlimited,
 )
-from campaigns.ports import ReceivedMessage
+from campaigns.ports import BatchQueue, ReceivedMessage
 from consumer.backoff import receive_backoff_s
+from consumer.receipts import ReceiptsConfig, ReceiptsLoop
 from consumer.worker import Worker, WorkerConfig
 
 PHONES = [f"91900000{i:04d}" for i in range(6)]
@@ -51,6 +57,7 @@ def make_worker(
     breaker: SendBreaker | None = None,
     metrics: EngineMetrics | None = None,
     visibility_timeout_s: int = 30,
+    receipts: ReceiptsLoop | None = None,
 ) -> Worker:
     metrics = metrics or EngineMetrics()
     executors = [
@@ -74,6 +81,7 @@ def make_worker(
         config=WorkerConfig(visibility_timeout_s=visibility_timeout_s, poll_wait_s=0, once=True),
         handle_signals=False,
         breaker=breaker,
+        receipts=receipts,
     )
 
 
@@ -255,3 +263,214 @@ def test_receive_backoff_is_exponential_and_longer_for_credentials_and_throttlin
     assert delays[0] == first_s
     assert delays[1] == 2 * first_s
     assert max(delays) == ceiling_s
+
+
+# -- the receipts loop ---------------------------------------------------------------------------
+
+RECEIPT_CAMPAIGN = "cmp_2f1d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b"
+MISSING_QUEUE = "AWS.SimpleQueueService.NonExistentQueue"
+
+
+def delivered_body(phone: str, campaign_id: str = RECEIPT_CAMPAIGN) -> str:
+    item = {
+        "id": f"wamid.{phone}",
+        "status": "delivered",
+        "timestamp": "1767225700",
+        "recipient_id": phone,
+        "biz_opaque_callback_data": f"{campaign_id}:{phone}",
+    }
+    return json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {"id": "1", "changes": [{"field": "messages", "value": {"statuses": [item]}}]}
+            ],
+        }
+    )
+
+
+def sent_campaign(store: MemoryStore, phones: Sequence[str] = PHONES[:2]) -> None:
+    store.add_campaign(Campaign(RECEIPT_CAMPAIGN, "c", "tpl", "en_US", CampaignStatus.RUNNING))
+    store.add_recipients(RECEIPT_CAMPAIGN, list(phones))
+    for phone in phones:
+        store.recipients[(RECEIPT_CAMPAIGN, phone)] = replace(
+            store.recipient(RECEIPT_CAMPAIGN, phone),
+            status=RecipientStatus.SENT,
+            message_id=f"wamid.{phone}",
+        )
+
+
+def receipts_loop(
+    store: MemoryStore,
+    queue: BatchQueue | Callable[[], BatchQueue],
+    metrics: EngineMetrics | None = None,
+    *,
+    once: bool = True,
+    poll_wait_s: int = 0,
+    visibility_timeout_s: int = 0,
+) -> ReceiptsLoop:
+    metrics = metrics or EngineMetrics()
+    factory = queue if callable(queue) else (lambda: queue)
+    return ReceiptsLoop(
+        queue_factory=factory,
+        applier=ReceiptApplier(store, store, metrics, frozenset({"STOP"})),
+        metrics=metrics,
+        config=ReceiptsConfig(
+            poll_wait_s=poll_wait_s, visibility_timeout_s=visibility_timeout_s, once=once
+        ),
+    )
+
+
+class FailingDeliveries(MemoryStore):
+    """The store is down for delivery writes while ``down`` is set."""
+
+    down = True
+
+    def apply_delivery(self, report: DeliveryReport) -> DeliveryApplied:
+        if self.down:
+            raise StoreUnavailable("DynamoDB is down")
+        return super().apply_delivery(report)
+
+
+def test_a_receipt_is_applied_then_deleted() -> None:
+    store, queue = MemoryStore(), MemoryQueue()
+    sent_campaign(store)
+    queue.send([delivered_body(PHONES[0]), delivered_body(PHONES[1])])
+
+    loop = receipts_loop(store, queue)
+    loop.run(threading.Event())
+
+    assert queue.depth() == (0, 0)
+    assert len(queue.deleted) == 2
+    assert store.get_campaign(RECEIPT_CAMPAIGN).delivered_count == 2  # type: ignore[union-attr]
+    assert (loop.stats.messages, loop.stats.events) == (2, 2)
+
+
+def test_a_failure_while_applying_leaves_the_receipt_for_redelivery() -> None:
+    now = [0.0]
+    store, queue = FailingDeliveries(), MemoryQueue(clock=lambda: now[0])
+    sent_campaign(store)
+    queue.send([delivered_body(PHONES[0])])
+
+    with capture_logs() as logs:
+        receipts_loop(store, queue, visibility_timeout_s=30).run(threading.Event())
+    assert queue.deleted == []
+    assert queue.depth() == (0, 1)  # invisible until its visibility timeout ends
+    assert [e["event"] for e in logs if e["event"].startswith("receipts.apply")] == [
+        "receipts.apply_failed"
+    ]
+
+    store.down = False  # DynamoDB is back: the redelivered message applies
+    now[0] += 30
+    receipts_loop(store, queue, visibility_timeout_s=30).run(threading.Event())
+
+    assert len(queue.deleted) == 1
+    assert store.get_campaign(RECEIPT_CAMPAIGN).delivered_count == 1  # type: ignore[union-attr]
+
+
+def test_an_undecodable_receipt_is_never_acted_on_and_reaches_the_dead_letter_queue() -> None:
+    store = MemoryStore()
+    queue = MemoryQueue(visibility_timeout_s=0, max_receive_count=3)
+    queue.send(["<html>502 Bad Gateway</html>"])
+    metrics = EngineMetrics()
+
+    with capture_logs() as logs:
+        for _ in range(4):
+            receipts_loop(store, queue, metrics).run(threading.Event())
+
+    assert [e["receive_count"] for e in logs if e["event"] == "receipts.undecodable"] == [1, 2, 3]
+    assert len(queue.dead) == 1
+    assert queue.deleted == []
+    assert metrics.registry.get_sample_value("campaign_receipts_poison_total") == 3
+
+
+def missing_queue() -> BatchQueue:
+    raise QueueUnavailable("GetQueueUrl(campaign-receipts): queue does not exist", MISSING_QUEUE)
+
+
+def test_a_missing_receipts_queue_disables_the_loop_once_and_the_batches_still_run() -> None:
+    store, queue = MemoryStore(), MemoryQueue()
+    campaign_id = make_campaign(store, PHONES[:2])
+    queue.send([encode(new_batch(campaign_id, PHONES[:2]))])
+    metrics = EngineMetrics()
+    receipts = receipts_loop(store, missing_queue, metrics, once=False)
+    worker = make_worker(store, queue, metrics=metrics, receipts=receipts)
+
+    with capture_logs() as logs:
+        assert worker.run() == 0
+
+    assert [e["event"] for e in logs].count("receipts.disabled") == 1
+    assert worker.stats.sent == 2
+
+
+class VanishingQueue(MemoryQueue):
+    """The receipts queue is deleted under the running loop."""
+
+    def receive(
+        self, max_messages: int, wait_s: int, visibility_timeout_s: int | None = None
+    ) -> list[ReceivedMessage]:
+        raise QueueUnavailable("ReceiveMessage: queue does not exist", MISSING_QUEUE)
+
+
+def test_a_receipts_queue_deleted_under_the_loop_disables_it_once() -> None:
+    loop = receipts_loop(MemoryStore(), VanishingQueue(), once=False)
+
+    with capture_logs() as logs:
+        loop.run(threading.Event())
+
+    assert loop.disabled
+    assert [e["event"] for e in logs].count("receipts.disabled") == 1
+
+
+class BlockingQueue(MemoryQueue):
+    """A long poll that does not come back until the test lets it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.polling = threading.Event()
+        self.release = threading.Event()
+
+    def receive(
+        self, max_messages: int, wait_s: int, visibility_timeout_s: int | None = None
+    ) -> list[ReceivedMessage]:
+        self.polling.set()
+        self.release.wait(timeout=30)
+        return []
+
+
+def test_the_receipts_loop_stops_with_the_worker_without_holding_up_its_drain() -> None:
+    store, batches = MemoryStore(), MemoryQueue()
+    receipts = BlockingQueue()
+    metrics = EngineMetrics()
+    executor = BatchExecutor(
+        store=store,
+        guard=MemoryCapGuard(0),
+        sender=FakeSender(),
+        limiter=Unlimited(),
+        clock=ManualClock(),
+        metrics=metrics,
+        owner="test-consumer",
+        lease_s=60,
+    )
+    worker = Worker(
+        queue=batches,
+        executors=[executor],
+        metrics=metrics,
+        config=WorkerConfig(poll_wait_s=0, shutdown_timeout_s=1.0),
+        handle_signals=False,
+        receipts=receipts_loop(store, receipts, metrics, once=False, poll_wait_s=10),
+    )
+    result: list[int] = []
+    runner = threading.Thread(target=lambda: result.append(worker.run()), daemon=True)
+    runner.start()
+    assert receipts.polling.wait(timeout=10)
+
+    with capture_logs() as logs:
+        worker.request_stop()
+        runner.join(timeout=20)
+
+    try:
+        assert result == [0]  # the worker exited inside its budget, the poll still open
+        assert "receipts.poll_abandoned" in [e["event"] for e in logs]
+    finally:
+        receipts.release.set()
