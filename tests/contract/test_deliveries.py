@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,12 +29,6 @@ SENT, DELIVERED, READ, FAILED = (
     DeliveryStatus.READ,
     DeliveryStatus.FAILED,
 )
-
-
-@pytest.fixture(autouse=True)
-def _memory_only_until_the_dynamodb_adapter_lands(request: pytest.FixtureRequest) -> None:
-    if "dynamodb" in request.node.callspec.id:
-        pytest.skip("the DynamoDB DeliveryStore lands in the next commit")
 
 
 def report(
