@@ -27,6 +27,7 @@ from campaigns.aws.counters import shard_of
 from campaigns.aws.dynamo import (
     MAX_CLIENT_REQUEST_TOKEN,
     Cancelled,
+    Landed,
     Refused,
     Table,
     number,
@@ -113,6 +114,7 @@ class Deliveries:
                     condition=update["ConditionExpression"],
                     names=update["ExpressionAttributeNames"],
                     values=update["ExpressionAttributeValues"],
+                    landed=_holds(change),  # a retry whose first try landed, answer lost
                     retry=self._retry,
                 )
             except Refused:
@@ -220,6 +222,14 @@ def _recipient_update(current: Recipient, change: DeliveryChange) -> dict[str, A
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
     }
+
+
+def _holds(change: DeliveryChange) -> Landed:
+    """The item already holds every value this decision writes (its own landed try)."""
+    expected = {
+        recipient_attribute(name): encoded_value(name, value) for name, value in change.sets.items()
+    }
+    return lambda found: all(found.get(name) == value for name, value in expected.items())
 
 
 def _attribute_value(field_name: str, value: Any) -> Any:

@@ -199,6 +199,17 @@ def test_a_duplicate_report_changes_nothing(family: Family) -> None:
     assert counts(family.store.require_campaign(campaign_id)) == (1, 0, 1, 0, 0)
 
 
+def test_a_report_whose_answer_was_lost_is_recognised_as_applied(family: Family) -> None:
+    campaign_id = sent(family)
+    family.lose_next_answer()  # DynamoDB: the UpdateItem lands, its answer is lost, retried
+
+    applied = family.store.apply_delivery(report(campaign_id, SENT, 100.0, user_id="US.1"))
+
+    assert (applied.changed, applied.after) == (True, SENT)
+    assert recipient(family.store, campaign_id).user_id == "US.1"
+    assert counts(family.store.require_campaign(campaign_id)) == (1, 0, 0, 0, 0)
+
+
 def test_a_report_stores_the_users_bsuid_and_the_pricing_category(family: Family) -> None:
     campaign_id = sent(family)
 
