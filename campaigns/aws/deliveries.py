@@ -11,6 +11,13 @@ threads' counts use: the campaign's METADATA item, or with ``COUNTER_SHARDS`` > 
 ``COUNTER#<k>`` shard (k from the phone), summed on read (``counters.with_shards``). A decision
 that moves no counter (a SENT, an earlier timestamp) is one conditional ``UpdateItem``.
 This is the one transaction of the system, and it is off the send path (docs/architecture.md).
+It shares the METADATA (or shard) item with the batch threads' counter ADDs, which DynamoDB
+answers with TransactionConflict while a transaction holds it: retried (``store_writes``).
+
+A lost answer: the transaction carries a ClientRequestToken per decision, so on DynamoDB a
+retry of a landed try succeeds (moto ignores the token: there it is refused, decided again and
+reported as ``changed=False``, the counters still exact); the single UpdateItem recognises its
+own landed try by the values it wrote.
 
 ``find_by_message_id`` queries the recipients table's sparse GSI on ``messageId``
 (``items.MESSAGE_ID_INDEX``, KEYS_ONLY): GSIs are eventually consistent, so a send committed a
