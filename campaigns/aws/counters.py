@@ -39,6 +39,12 @@ _COUNTS = {
     field_name: campaign_attribute(field_name)
     for field_name in ("sent_count", "failed_count", "unknown_count")
 }
+# Every count a shard may hold: the batch threads' and the status webhooks'
+# (campaigns.aws.deliveries), all summed with the metadata item's on read.
+SHARDED_COUNTS = _COUNTS | {
+    field_name: campaign_attribute(field_name)
+    for field_name in ("delivered_count", "read_count", "delivery_failed_count")
+}
 
 
 @dataclass(frozen=True)
@@ -76,10 +82,10 @@ def read_partition(table: Table, campaign_id: str) -> Partition:
 def with_shards(campaign: Campaign, shards: list[Item]) -> Campaign:
     if not shards:
         return campaign
-    totals = dict.fromkeys(_COUNTS, 0)
+    totals = dict.fromkeys(SHARDED_COUNTS, 0)
     for item in shards:
         data = deserialize(item)
-        for field_name, attribute in _COUNTS.items():
+        for field_name, attribute in SHARDED_COUNTS.items():
             totals[field_name] += int(data.get(attribute, 0))
     return replace(
         campaign,

@@ -33,6 +33,8 @@ T = TypeVar("T")
 MAX_BATCH_WRITE = 25  # items per BatchWriteItem
 MAX_BATCH_GET = 100  # keys per BatchGetItem
 MAX_TRANSACT_ITEMS = 100  # not used on the hot path: see docs/architecture.md
+# A TransactWriteItems ClientRequestToken: at most 36 characters, idempotent for 10 minutes.
+MAX_CLIENT_REQUEST_TOKEN = 36
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -105,6 +107,31 @@ def is_conditional_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+class Cancelled(Exception):
+    """A TransactWriteItems cancelled by a race, not by a fault: each of its items failed its
+    condition, met another transaction (``TransactionConflict``) or was fine (``None``).
+    ``reasons`` holds one code per item, in order. Internal to the adapters."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(f"transaction cancelled: {reasons}")
+        self.reasons = reasons
+
+
+RACE_REASONS = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
+
+
+def _cancelled(exc: ClientError) -> Cancelled | None:
+    """The race a ``TransactionCanceledException`` reports, or None when it reports a fault
+    (throttling, capacity, validation: those are ``StoreUnavailable``)."""
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return None
+    found: Any = exc.response
+    reasons = [str(reason.get("Code", "None")) for reason in found.get("CancellationReasons", [])]
+    if not reasons or not set(reasons) <= RACE_REASONS:
+        return None
+    return Cancelled(reasons)
+
+
 def unavailable(exc: ClientError | BotoCoreError, what: str) -> StoreUnavailable:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "Unknown")
@@ -119,6 +146,9 @@ def call(what: str, request: Callable[[], T]) -> T:
     except ClientError as exc:
         if is_conditional_failure(exc):
             raise Refused(exc.response.get("Item")) from None  # type: ignore[arg-type]
+        cancelled = _cancelled(exc)
+        if cancelled is not None:
+            raise cancelled from None
         raise unavailable(exc, what) from None
     except BotoCoreError as exc:
         raise unavailable(exc, what) from None
@@ -207,6 +237,19 @@ class Table:
             request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         return self._write("PutItem", lambda: self.client.put_item(**request), landed, retry)
 
+    def delete(
+        self, key: Item, *, condition: str, names: Mapping[str, str], values: Mapping[str, Any]
+    ) -> None:
+        """One conditional DeleteItem (``Refused`` when the condition fails)."""
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": key,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": dict(names),
+            "ExpressionAttributeValues": dict(values),
+        }
+        call("DeleteItem", lambda: self.client.delete_item(**request))
+
     def update(
         self,
         key: Item,
@@ -254,3 +297,25 @@ class Table:
                 return Written(refused.item, replayed=True)
             raise
         return Written(response.get("Attributes", {}))
+
+
+def transact_write(
+    client: DynamoDBClient,
+    items: list[dict[str, Any]],
+    *,
+    token: str,
+    retry: Retrying | None = None,
+) -> None:
+    """One TransactWriteItems: every item or none. ``token`` (the ClientRequestToken, one per
+    decision) makes a retry of a landed try succeed instead of failing its own conditions, for
+    ten minutes. A race cancels it with ``Cancelled``; faults are ``StoreUnavailable``
+    (retried under ``retry``)."""
+    request: dict[str, Any] = {"TransactItems": items, "ClientRequestToken": token}
+
+    def send() -> Any:
+        return client.transact_write_items(**request)
+
+    if retry is None:
+        call("TransactWriteItems", send)
+    else:
+        retry(call, "TransactWriteItems", send)

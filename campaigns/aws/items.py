@@ -16,6 +16,7 @@ from campaigns.aws.dynamo import Item, deserialize, serialize, text
 from campaigns.domain.models import (
     Campaign,
     CampaignStatus,
+    DeliveryStatus,
     Recipient,
     RecipientStatus,
     TemplateParam,
@@ -30,6 +31,13 @@ USER_PREFIX = "USER#"
 SHARD_PREFIX = "COUNTER#"  # campaign counter shards: PK = CAMPAIGN#<id>, SK = COUNTER#<k>
 COUNTER_PREFIX = "DAILY_COUNTER#"
 SUPPRESSION_PREFIX = "SUPPRESSED#"
+# The BSUID -> phone link in the campaigns table: PK = BSUID#<user id>, SK = LINK.
+USER_LINK_PREFIX = "BSUID#"
+USER_LINK = "LINK"
+# The sparse GSI of the recipients table on ``messageId`` (only sent recipients hold one),
+# KEYS_ONLY: the table's PK/SK are all a lookup needs. Eventually consistent, like every GSI.
+MESSAGE_ID_INDEX = "messageId-index"
+MESSAGE_ID = "messageId"
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -58,6 +66,18 @@ def recipient_key(campaign_id: str, phone: str) -> Item:
 
 def suppression_key(phone: str) -> Item:
     return _key(SUPPRESSION_PREFIX + phone)
+
+
+def user_link_key(user_id: str) -> Item:
+    return _key(USER_LINK_PREFIX + user_id, USER_LINK)
+
+
+def recipient_of_key(item: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(campaign_id, phone) of a recipient item's keys (None if they are not a recipient's)."""
+    pk, sk = item_key(item)
+    if not (pk.startswith(CAMPAIGN_PREFIX) and sk.startswith(USER_PREFIX)):
+        return None
+    return pk.removeprefix(CAMPAIGN_PREFIX), sk.removeprefix(USER_PREFIX)
 
 
 def counter_bucket(portfolio: str, day: str, shard: int = 0) -> str:
@@ -104,6 +124,10 @@ CAMPAIGN_ATTRIBUTES: Final[Mapping[str, _Attribute]] = {
     "sent_count": _Attribute("sentCount", 0),
     "failed_count": _Attribute("failedCount", 0),
     "unknown_count": _Attribute("unknownCount", 0),
+    # The status webhooks' counters: created by their first ADD (older items lack them: 0).
+    "delivered_count": _Attribute("deliveredCount", 0, created=False),
+    "read_count": _Attribute("readCount", 0, created=False),
+    "delivery_failed_count": _Attribute("deliveryFailedCount", 0, created=False),
     "created_at": _Attribute("createdAt"),
     "pause_reason": _Attribute("pauseReason", created=False),
     "started_at": _Attribute("startedAt", created=False),
@@ -111,7 +135,15 @@ CAMPAIGN_ATTRIBUTES: Final[Mapping[str, _Attribute]] = {
     "completed_at": _Attribute("completedAt", created=False),
     "cancelled_at": _Attribute("cancelledAt", created=False),
 }
-CAMPAIGN_COUNTERS: Final = ("total_recipients", "sent_count", "failed_count", "unknown_count")
+CAMPAIGN_COUNTERS: Final = (
+    "total_recipients",
+    "sent_count",
+    "failed_count",
+    "unknown_count",
+    "delivered_count",
+    "read_count",
+    "delivery_failed_count",
+)
 # Written on every new campaign item for the seed's readers; never read back.
 _CAMPAIGN_CONSTANTS: Final = {"channel": "WHATSAPP", "audienceType": "CSV"}
 
@@ -157,7 +189,19 @@ RECIPIENT_ATTRIBUTES: Final[Mapping[str, _Attribute]] = {
     "error_code": _Attribute("errorCode", created=False),
     "unknown_reason": _Attribute("unknownReason", created=False),
     "finished_at": _Attribute("finishedAt", created=False),  # epoch s; older items lack it
+    # Written by the status webhooks (campaigns.aws.deliveries); older items lack them.
+    "delivery_status": _Attribute("deliveryStatus", created=False),
+    "delivered_at": _Attribute("deliveredAt", created=False),  # epoch s
+    "read_at": _Attribute("readAt", created=False),  # epoch s
+    "delivery_error_code": _Attribute("deliveryErrorCode", created=False),
+    "user_id": _Attribute("userId", created=False),  # the BSUID
+    "pricing_category": _Attribute("pricingCategory", created=False),
 }
+_RECIPIENT_STAMPS: Final = ("lease_until", "finished_at", "delivered_at", "read_at")
+
+
+def recipient_attribute(field_name: str) -> str:
+    return RECIPIENT_ATTRIBUTES[field_name].name
 
 
 def new_recipient_item(campaign_id: str, phone: str, params: tuple[TemplateParam, ...]) -> Item:
@@ -183,14 +227,20 @@ def recipient_from_item(campaign_id: str, item: Mapping[str, Any]) -> Recipient:
     values["attempts"] = int(values["attempts"])
     values["halted_attempts"] = int(values["halted_attempts"])
     values["params"] = params_from_value(values["params"])
-    for stamp in ("lease_until", "finished_at"):
+    if values["delivery_status"] is not None:
+        values["delivery_status"] = DeliveryStatus(values["delivery_status"])
+    for stamp in _RECIPIENT_STAMPS:
         if values[stamp] is not None:
             values[stamp] = float(values[stamp])
     return Recipient(campaign_id=campaign_id, **values)
 
 
 def _encoded(record: Campaign | Recipient, field_name: str) -> Any:
-    value = getattr(record, field_name)
+    return encoded_value(field_name, getattr(record, field_name))
+
+
+def encoded_value(field_name: str, value: Any) -> Any:
+    """A field's value as its attribute holds it (before ``serialize``)."""
     if isinstance(value, StrEnum):
         return value.value
     if field_name == "params":

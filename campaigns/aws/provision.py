@@ -1,14 +1,17 @@
-"""Create the tables, the batch queue, the receipts queue and their dead-letter queues if
-missing (idempotent)."""
+"""Create the tables (and the recipients table's GSI), the batch queue, the receipts queue and
+their dead-letter queues if missing (idempotent)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from campaigns.aws.items import MESSAGE_ID
+from campaigns.aws.items import MESSAGE_ID_INDEX as MESSAGE_ID_INDEX_NAME
 from campaigns.domain.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -36,32 +39,74 @@ class Provisioned:
     receipts_dlq_url: str
 
 
-def ensure_table(db: DynamoDBClient, name: str) -> bool:
+# The recipients table's sparse GSI on messageId (campaigns.aws.deliveries.find_by_message_id).
+MESSAGE_ID_INDEX: Any = {
+    "IndexName": MESSAGE_ID_INDEX_NAME,
+    "KeySchema": [{"AttributeName": MESSAGE_ID, "KeyType": "HASH"}],
+    "Projection": {"ProjectionType": "KEYS_ONLY"},
+}
+_KEY_ATTRIBUTES: Any = [
+    {"AttributeName": "PK", "AttributeType": "S"},
+    {"AttributeName": "SK", "AttributeType": "S"},
+]
+
+
+def ensure_table(db: DynamoDBClient, name: str, indexes: Sequence[Any] = ()) -> list[str]:
+    """Create the table with its GSIs if it is missing; add the GSIs an existing table lacks
+    (UpdateTable: DynamoDB backfills them in the background, the index is queryable once
+    ACTIVE). Returns what was created: the table's name, or ``<table>/<index>`` per index."""
     try:
-        db.describe_table(TableName=name)
-        return False
+        existing = db.describe_table(TableName=name)["Table"]
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
             raise
+    else:
+        return _ensure_indexes(db, name, existing, indexes)
+    request: Any = {
+        "TableName": name,
+        "KeySchema": [
+            {"AttributeName": "PK", "KeyType": "HASH"},
+            {"AttributeName": "SK", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": _KEY_ATTRIBUTES + _index_attributes(indexes),
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if indexes:
+        request["GlobalSecondaryIndexes"] = list(indexes)
     try:
-        db.create_table(
-            TableName=name,
-            KeySchema=[
-                {"AttributeName": "PK", "KeyType": "HASH"},
-                {"AttributeName": "SK", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "PK", "AttributeType": "S"},
-                {"AttributeName": "SK", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        db.create_table(**request)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ResourceInUseException":
-            return False  # created by a racing init
+            return []  # created by a racing init
         raise
     db.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
-    return True
+    return [name]
+
+
+def _index_attributes(indexes: Sequence[Any]) -> list[Any]:
+    names = sorted({k["AttributeName"] for index in indexes for k in index["KeySchema"]})
+    return [{"AttributeName": n, "AttributeType": "S"} for n in names]
+
+
+def _ensure_indexes(db: DynamoDBClient, name: str, table: Any, indexes: Sequence[Any]) -> list[str]:
+    present = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
+    added: list[str] = []
+    for index in indexes:
+        if index["IndexName"] in present:
+            continue
+        try:
+            db.update_table(
+                TableName=name,
+                AttributeDefinitions=_index_attributes([index]),
+                GlobalSecondaryIndexUpdates=[{"Create": index}],
+            )
+        except ClientError as exc:
+            # A racing init is adding it (or the table is still being updated).
+            if exc.response.get("Error", {}).get("Code") in ("ResourceInUseException",):
+                continue
+            raise
+        added.append(f"{name}/{index['IndexName']}")
+    return added
 
 
 def _queue_url(sqs: SQSClient, name: str) -> str | None:
@@ -135,9 +180,8 @@ def ensure_receipts_queues(sqs: SQSClient, settings: Settings) -> tuple[str, str
 def provision(db: DynamoDBClient, sqs: SQSClient, settings: Settings) -> Provisioned:
     try:
         created = [
-            name
-            for name in (settings.campaigns_table, settings.recipients_table)
-            if ensure_table(db, name)
+            *ensure_table(db, settings.campaigns_table),
+            *ensure_table(db, settings.recipients_table, [MESSAGE_ID_INDEX]),
         ]
         queue_url, dlq_url, created_queues = ensure_queues(sqs, settings)
         receipts_url, receipts_dlq_url, created_receipts = ensure_receipts_queues(sqs, settings)

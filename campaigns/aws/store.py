@@ -7,7 +7,10 @@ A thin facade over the store's roles, each in its own module:
 - ``counters``: the sharded, idempotent sent/failed/unknown counts and ``totalRecipients``;
 - ``leases``: the recipient lease state machine (claim, record_attempt, release, commits,
   expire_lease, requeue_unknown);
-- ``recipients``: reading a campaign's recipients.
+- ``recipients``: reading a campaign's recipients;
+- ``deliveries``: the status webhooks' writes (``campaigns.ports.DeliveryStore``): delivery
+  reports merged into recipients and counters (one TransactWriteItems), the wamid lookup
+  through the recipients table's GSI, the BSUID link, lifting a suppression.
 
 All of them reach DynamoDB through ``campaigns.aws.dynamo`` (the edge), and the writes whose
 loss would leave state wrong retry under ``campaigns.aws.retrying.store_writes``.
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from campaigns.aws.campaign_records import CampaignRecords
 from campaigns.aws.counters import Counters
+from campaigns.aws.deliveries import Deliveries
 from campaigns.aws.dynamo import Table
 from campaigns.aws.leases import Leases
 from campaigns.aws.recipients import RecipientReads
@@ -44,7 +48,8 @@ if TYPE_CHECKING:
 
 
 class DynamoStore:
-    """Implements ``campaigns.ports.Store`` over the two existing tables.
+    """Implements ``campaigns.ports.Store``, ``OperatorStore`` and ``DeliveryStore`` over the
+    two existing tables.
 
     ``commit_attempts`` bounds our own retry loop on top of botocore's (``store_writes``);
     ``counter_shards`` overrides ``COUNTER_SHARDS``.
@@ -71,6 +76,9 @@ class DynamoStore:
         )
         self._leases = Leases(recipients, the_clock, retry)
         self._recipients = RecipientReads(recipients)
+        self._deliveries = Deliveries(
+            campaigns, recipients, the_clock, retry, counter_shards or settings.counter_shards
+        )
 
     @property
     def client(self) -> DynamoDBClient:
@@ -175,25 +183,26 @@ class DynamoStore:
     def requeue_unknown(self, recipient: Recipient) -> bool:
         return self._leases.requeue_unknown(recipient)
 
-    # -- deliveries (the status webhooks): in the making, the memory store has them ----------
+    # -- deliveries (the status webhooks) ---------------------------------------------------
 
     def apply_delivery(self, report: DeliveryReport) -> DeliveryApplied:
-        raise NotImplementedError("DynamoStore.apply_delivery")
+        return self._deliveries.apply_delivery(report)
 
     def find_by_message_id(self, message_id: str) -> tuple[str, str] | None:
-        raise NotImplementedError("DynamoStore.find_by_message_id")
+        return self._deliveries.find_by_message_id(message_id)
 
     def link_user(self, user_id: str, phone: str) -> None:
-        raise NotImplementedError("DynamoStore.link_user")
+        self._deliveries.link_user(user_id, phone)
 
     def phone_for_user(self, user_id: str) -> str | None:
-        raise NotImplementedError("DynamoStore.phone_for_user")
+        return self._deliveries.phone_for_user(user_id)
 
     def unsuppress(self, phone: str, reason: str) -> bool:
-        raise NotImplementedError("DynamoStore.unsuppress")
+        return self._deliveries.unsuppress(phone, reason)
 
     def running_campaigns(self) -> list[Campaign]:
-        raise NotImplementedError("DynamoStore.running_campaigns")
+        """``list_campaigns``' scan, the RUNNING ones (oldest first)."""
+        return [c for c in self.list_campaigns() if c.status is CampaignStatus.RUNNING]
 
 
 __all__ = ["CampaignStatus", "DynamoStore"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,12 +29,6 @@ SENT, DELIVERED, READ, FAILED = (
     DeliveryStatus.READ,
     DeliveryStatus.FAILED,
 )
-
-
-@pytest.fixture(autouse=True)
-def _memory_only_until_the_dynamodb_adapter_lands(request: pytest.FixtureRequest) -> None:
-    if "dynamodb" in request.node.callspec.id:
-        pytest.skip("the DynamoDB DeliveryStore lands in the next commit")
 
 
 def report(
@@ -204,6 +197,17 @@ def test_a_duplicate_report_changes_nothing(family: Family) -> None:
     assert (again.before, again.after) == (DELIVERED, DELIVERED)
     assert recipient(family.store, campaign_id) == before
     assert counts(family.store.require_campaign(campaign_id)) == (1, 0, 1, 0, 0)
+
+
+def test_a_report_whose_answer_was_lost_is_recognised_as_applied(family: Family) -> None:
+    campaign_id = sent(family)
+    family.lose_next_answer()  # DynamoDB: the UpdateItem lands, its answer is lost, retried
+
+    applied = family.store.apply_delivery(report(campaign_id, SENT, 100.0, user_id="US.1"))
+
+    assert (applied.changed, applied.after) == (True, SENT)
+    assert recipient(family.store, campaign_id).user_id == "US.1"
+    assert counts(family.store.require_campaign(campaign_id)) == (1, 0, 0, 0, 0)
 
 
 def test_a_report_stores_the_users_bsuid_and_the_pricing_category(family: Family) -> None:

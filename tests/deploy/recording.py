@@ -7,7 +7,13 @@ process; before their code is imported, a handler for botocore's ``before-parame
 event is registered on every botocore session the process creates (campaigns/aws/clients.py
 makes a new boto3 Session per client, so hooking the default session alone would miss them).
 Each AWS call appends one JSON line: service, operation and the resources it names (table names,
-queue names)."""
+queue names; ``<table>/index/<index>`` for a Query on an index, whose ARN IAM authorises). A
+TransactWriteItems is recorded as the per-item operations IAM authorises it by (an Update item
+as ``UpdateItem`` on its table, ``via`` TransactWriteItems).
+
+``deliveries`` is a stand-in for the consumer's receipts loop until that loop is wired: the
+DeliveryStore calls a status webhook makes (tests/deploy/delivery_calls.py), recorded under the
+consumer's role."""
 
 from __future__ import annotations
 
@@ -23,13 +29,38 @@ _lock = threading.Lock()
 _out: Path | None = None
 
 
+# A TransactWriteItems item kind -> the IAM action (and API operation) that authorises it.
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
+
+def describe(service: str, operation: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The recorded lines of one call (one per item for a TransactWriteItems)."""
+    if operation == "TransactWriteItems":
+        return [
+            {
+                "service": service,
+                "operation": _TRANSACT_ACTIONS[kind],
+                "via": operation,
+                "resources": [str(op["TableName"])],
+            }
+            for item in params.get("TransactItems", [])
+            for kind, op in item.items()
+        ]
+    return [{"service": service, "operation": operation, "resources": _resources(params)}]
+
+
 def _resources(params: dict[str, Any]) -> list[str]:
     names: list[str] = []
     if "TableName" in params:
-        names.append(str(params["TableName"]))
+        table = str(params["TableName"])
+        index = params.get("IndexName")
+        names.append(f"{table}/index/{index}" if index else table)
     names.extend(str(table) for table in params.get("RequestItems", {}))
-    for item in params.get("TransactItems", []):
-        names.extend(str(op["TableName"]) for op in item.values())
     if "QueueUrl" in params:
         names.append(str(params["QueueUrl"]).rstrip("/").rsplit("/", 1)[-1])
     if "QueueName" in params:
@@ -40,16 +71,10 @@ def _resources(params: dict[str, Any]) -> list[str]:
 def _record(**kwargs: Any) -> None:
     params: dict[str, Any] = kwargs["params"]
     model = kwargs["model"]
-    line = json.dumps(
-        {
-            "service": model.service_model.signing_name,
-            "operation": model.name,
-            "resources": _resources(params),
-        }
-    )
+    lines = describe(model.service_model.signing_name, model.name, params)
     assert _out is not None
     with _lock, _out.open("a") as out:
-        out.write(line + "\n")
+        out.writelines(json.dumps(line) + "\n" for line in lines)
 
 
 def install(out: Path) -> None:
@@ -79,6 +104,10 @@ def main(argv: list[str]) -> int:
         from api.cli import main as api
 
         return api(args)
+    if program == "deliveries":
+        from tests.deploy.delivery_calls import main as deliveries
+
+        return deliveries(args)
     raise SystemExit(f"unknown program {program!r}")
 
 

@@ -26,7 +26,7 @@ import pytest
 import requests
 from botocore import xform_name
 
-from campaigns.aws.provision import MAX_RECEIVE_COUNT
+from campaigns.aws.provision import MAX_RECEIVE_COUNT, MESSAGE_ID_INDEX
 from campaigns.domain.message import encode, new_batch
 from campaigns.domain.models import CampaignStatus
 from campaigns.settings import Settings
@@ -45,6 +45,10 @@ from tests.harness import valid_numbers, wait_until
 
 TEMPLATE = DEPLOY / "cloudformation" / "campaign-executor.yaml"
 ROLES = {"consumer": "ConsumerPolicyArn", "producer": "ProducerPolicyArn", "api": "ApiPolicyArn"}
+# The recordings made under each role. "deliveries" stands in for the consumer's receipts loop
+# until it is wired into campaign-consumer (tests/deploy/delivery_calls.py): the DeliveryStore
+# calls a status webhook makes, which the consumer's policy must grant.
+RECORDINGS = {"consumer": ("consumer", "deliveries"), "producer": ("producer",), "api": ("api",)}
 PROVISIONING = {"dynamodb:createtable", "dynamodb:describetable", "sqs:createqueue"}
 PROVISIONING |= {"sqs:setqueueattributes"}
 VISIBILITY_TIMEOUT_S = 5  # short, so the consumer's visibility heartbeat runs within a batch
@@ -72,7 +76,11 @@ class Run:
     results: dict[str, Any] = field(default_factory=dict)
 
     def calls(self, role: str) -> list[dict[str, Any]]:
-        path = self.workdir / f"{role}.calls.jsonl"
+        """Every call recorded under ``role`` (its recordings: ``RECORDINGS``)."""
+        return [call for name in RECORDINGS.get(role, (role,)) for call in self.recorded(name)]
+
+    def recorded(self, name: str) -> list[dict[str, Any]]:
+        path = self.workdir / f"{name}.calls.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()]
 
     def run(self, role: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -169,6 +177,9 @@ def campaign_run(stack_run: Run, stack: LocalStack) -> Run:
     run.producer("start", first_id)
     run.run("consumer", "--once", SEND_RATE_PER_SECOND=SLOW_RATE_PER_S)
     run.results["first"] = run.producer("status", first_id)
+    # A status webhook's store calls on the delivered recipient (the receipts loop's stand-in).
+    run.run("deliveries", first_id, first[0])
+    run.results["delivered"] = run.producer("status", first_id)
 
     second_id = run.producer("create", "--name", "second", "--template", "order_update")
     second_id = second_id["campaignId"]
@@ -320,11 +331,22 @@ def test_both_tables_are_on_demand_recoverable_encrypted_with_the_engines_keys()
             {"AttributeName": "PK", "KeyType": "HASH"},
             {"AttributeName": "SK", "KeyType": "RANGE"},
         ]
-        assert props["AttributeDefinitions"] == [
+        assert props["AttributeDefinitions"][:2] == [
             {"AttributeName": "PK", "AttributeType": "S"},
             {"AttributeName": "SK", "AttributeType": "S"},
         ]
         assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    assert len(tables["CampaignsTable"]["Properties"]["AttributeDefinitions"]) == 2
+    assert "GlobalSecondaryIndexes" not in tables["CampaignsTable"]["Properties"]
+
+
+def test_the_recipients_table_has_the_message_id_index_init_creates() -> None:
+    props = _resources("AWS::DynamoDB::Table")["RecipientsTable"]["Properties"]
+
+    assert props["GlobalSecondaryIndexes"] == [MESSAGE_ID_INDEX]
+    assert props["AttributeDefinitions"][2:] == [
+        {"AttributeName": "messageId", "AttributeType": "S"}
+    ]
 
 
 def test_the_queue_and_dlq_match_the_engines_settings() -> None:
@@ -352,6 +374,8 @@ def test_the_stack_deploys_in_moto_and_its_resources_are_as_declared(
         table = dynamodb.describe_table(TableName=name)["Table"]
         assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
         assert [k["AttributeName"] for k in table["KeySchema"]] == ["PK", "SK"]
+    recipients = dynamodb.describe_table(TableName=env["RECIPIENTS_TABLE"])["Table"]
+    assert [i["IndexName"] for i in recipients["GlobalSecondaryIndexes"]] == ["messageId-index"]
     sqs = _client(stack, "sqs")
     url = sqs.get_queue_url(QueueName=env["CAMPAIGN_QUEUE_NAME"])["QueueUrl"]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
@@ -444,6 +468,8 @@ def test_the_consumer_policy_is_the_hot_path_only(campaign_run: Run) -> None:
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
             "dynamodb:Query",
+            "dynamodb:DeleteItem",  # the status webhooks: unsuppress
+            "dynamodb:Scan",  # the status webhooks: running_campaigns
             "sqs:GetQueueUrl",
             "sqs:ReceiveMessage",
             "sqs:DeleteMessage",
@@ -457,6 +483,7 @@ def test_policies_name_only_the_stacks_resources_and_no_provisioning(campaign_ru
     stack_resources = {
         resource_arn("dynamodb", env["CAMPAIGNS_TABLE"], region),
         resource_arn("dynamodb", env["RECIPIENTS_TABLE"], region),
+        resource_arn("dynamodb", f"{env['RECIPIENTS_TABLE']}/index/messageId-index", region),
         resource_arn("sqs", env["CAMPAIGN_QUEUE_NAME"], region),
         resource_arn("sqs", env["CAMPAIGN_QUEUE_NAME"] + "-dlq", region),
     }
@@ -551,6 +578,9 @@ def test_the_consumer_policy_refuses_what_the_consumer_has_no_business_doing(
     queue = resource_arn("sqs", env["CAMPAIGN_QUEUE_NAME"], region)
     assert allows(consumer, "dynamodb:UpdateItem", recipients)
     assert not allows(consumer, "dynamodb:Scan", recipients)
+    index = resource_arn("dynamodb", f"{env['RECIPIENTS_TABLE']}/index/messageId-index", region)
+    assert allows(consumer, "dynamodb:Query", index)
+    assert not allows(consumer, "dynamodb:Scan", index)
     assert not allows(consumer, "dynamodb:BatchWriteItem", recipients)
     assert not allows(consumer, "dynamodb:DeleteItem", recipients)
     assert not allows(consumer, "dynamodb:GetItem", resource_arn("dynamodb", "other", region))
@@ -558,3 +588,31 @@ def test_the_consumer_policy_refuses_what_the_consumer_has_no_business_doing(
     assert not allows(consumer, "sqs:PurgeQueue", queue)
     dlq = resource_arn("sqs", env["CAMPAIGN_QUEUE_NAME"] + "-dlq", region)
     assert not allows(consumer, "sqs:ReceiveMessage", dlq)
+
+
+def test_the_consumer_policy_grants_every_call_a_status_webhook_makes(campaign_run: Run) -> None:
+    """The DeliveryStore's calls, recorded from the receipts loop's stand-in (RECORDINGS): a
+    delivery's TransactWriteItems is authorised as UpdateItem on the recipient's table and on
+    the counter's, the wamid lookup as Query on the index, unsuppress as DeleteItem and
+    running_campaigns as Scan on the campaigns table. The stand-in really applied them."""
+    region, env = _region(campaign_run), campaign_run.env
+    calls = campaign_run.recorded("deliveries")
+    made = {
+        (call["operation"], call.get("via"), name) for call in calls for name in call["resources"]
+    }
+    campaigns, recipients = env["CAMPAIGNS_TABLE"], env["RECIPIENTS_TABLE"]
+    assert {
+        ("UpdateItem", "TransactWriteItems", recipients),
+        ("UpdateItem", "TransactWriteItems", campaigns),
+        ("UpdateItem", None, recipients),
+        ("Query", None, f"{recipients}/index/messageId-index"),
+        ("DeleteItem", None, campaigns),
+        ("Scan", None, campaigns),
+        ("PutItem", None, campaigns),
+        ("GetItem", None, campaigns),
+    } <= made
+    for operation, _, name in made:
+        arn = resource_arn("dynamodb", name, region)
+        assert allows(campaign_run.policies["consumer"], f"dynamodb:{operation}", arn), arn
+    delivered = campaign_run.results["delivered"]
+    assert (delivered["deliveredCount"], delivered["readCount"]) == (1, 1)

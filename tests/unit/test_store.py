@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from campaigns.aws.bulk import BulkRecipients
 from campaigns.aws.clients import dynamodb_client
-from campaigns.aws.dynamo import deserialize
-from campaigns.aws.items import campaign_key, recipient_key, suppression_key
+from campaigns.aws.dynamo import call, deserialize
+from campaigns.aws.items import campaign_key, recipient_key, suppression_key, user_link_key
+from campaigns.aws.provision import MESSAGE_ID_INDEX, ensure_table
 from campaigns.aws.store import DynamoStore
 from campaigns.domain.clock import iso_utc
 from campaigns.domain.errors import CampaignNotFound, InvalidTransition, StoreUnavailable
@@ -21,6 +24,8 @@ from campaigns.domain.models import (
     Campaign,
     CampaignStatus,
     Claim,
+    DeliveryReport,
+    DeliveryStatus,
     RecipientStatus,
     TemplateParam,
     new_campaign_id,
@@ -639,3 +644,202 @@ def test_a_lease_expired_in_the_same_millisecond_by_another_caller_is_not_counte
 
     assert first.expire_lease(claim.recipient, frozen.now())
     assert not second.expire_lease(claim.recipient, frozen.now())
+
+
+# -- deliveries (the status webhooks) ----------------------------------------------------------
+
+
+class RecordingClient:
+    """The real client, with every call's name and request recorded; ``before_transact`` runs
+    once just before the first TransactWriteItems (another writer slipping in)."""
+
+    def __init__(self, client: Any, before_transact: Any = None) -> None:
+        self._client = client
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self._before = before_transact
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._client, name)
+        if not callable(target) or name.startswith("get_waiter"):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((name, kwargs))
+            if name == "transact_write_items" and self._before is not None:
+                before, self._before = self._before, None
+                before()
+            return target(*args, **kwargs)
+
+        return call
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+
+def delivery(
+    campaign_id: str, status: DeliveryStatus, at_s: float = 100.0, phone: str = PHONE
+) -> DeliveryReport:
+    return DeliveryReport(campaign_id, phone, status, at_s, "wamid.1", None, None)
+
+
+def sent_recipient(store: DynamoStore, campaign_id: str) -> None:
+    store.commit_sent(claimed(store, campaign_id), "wamid.1", time.time())
+    store.add_counts(campaign_id, sent=1)
+
+
+def test_a_delivery_that_moves_counters_is_one_transaction_of_the_recipient_and_the_counter(
+    dynamo_store: DynamoStore, campaign_id: str, aws_settings: Settings
+) -> None:
+    sent_recipient(dynamo_store, campaign_id)
+    client = RecordingClient(dynamo_store.client)
+    store = DynamoStore(client, aws_settings)  # type: ignore[arg-type]
+
+    store.apply_delivery(delivery(campaign_id, DeliveryStatus.READ))
+
+    assert client.names() == ["get_item", "transact_write_items"]
+    (items,) = [kwargs["TransactItems"] for name, kwargs in client.calls if name.startswith("t")]
+    assert [item["Update"]["Key"] for item in items] == [
+        recipient_key(campaign_id, PHONE),
+        campaign_key(campaign_id),
+    ]
+    raw = raw_recipient(dynamo_store, campaign_id)
+    assert (raw["deliveryStatus"], raw["deliveredAt"], raw["readAt"]) == ("READ", 100, 100)
+    counts = raw_campaign(dynamo_store, campaign_id)
+    assert (counts["deliveredCount"], counts["readCount"]) == (1, 1)
+
+
+def test_a_delivery_that_moves_no_counter_is_one_conditional_update(
+    dynamo_store: DynamoStore, campaign_id: str, aws_settings: Settings
+) -> None:
+    sent_recipient(dynamo_store, campaign_id)
+    client = RecordingClient(dynamo_store.client)
+    store = DynamoStore(client, aws_settings)  # type: ignore[arg-type]
+
+    store.apply_delivery(delivery(campaign_id, DeliveryStatus.SENT))
+    store.apply_delivery(delivery(campaign_id, DeliveryStatus.SENT))  # a duplicate: a read
+
+    assert client.names() == ["get_item", "update_item", "get_item"]
+
+
+def test_a_delivery_that_lost_a_race_is_decided_again_on_what_won(
+    dynamo_store: DynamoStore, campaign_id: str, aws_settings: Settings
+) -> None:
+    sent_recipient(dynamo_store, campaign_id)
+    other = DynamoStore(dynamo_store.client, aws_settings)
+    client = RecordingClient(
+        dynamo_store.client,
+        before_transact=lambda: other.apply_delivery(delivery(campaign_id, DeliveryStatus.READ)),
+    )
+    store = DynamoStore(client, aws_settings)  # type: ignore[arg-type]
+
+    applied = store.apply_delivery(delivery(campaign_id, DeliveryStatus.DELIVERED, 90.0))
+
+    # Decided on "no status", refused (READ won meanwhile), decided again: only the earlier
+    # deliveredAt is left to write, and no counter moves twice.
+    assert (applied.changed, applied.before, applied.after) == (
+        False,
+        DeliveryStatus.READ,
+        DeliveryStatus.READ,
+    )
+    assert client.names() == ["get_item", "transact_write_items", "get_item", "update_item"]
+    raw = raw_recipient(dynamo_store, campaign_id)
+    assert (raw["deliveryStatus"], raw["deliveredAt"], raw["readAt"]) == ("READ", 90, 100)
+    counts = raw_campaign(dynamo_store, campaign_id)
+    assert (counts["deliveredCount"], counts["readCount"]) == (1, 1)
+
+
+def test_a_transaction_cancelled_by_throttling_is_store_unavailable(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    sent_recipient(dynamo_store, campaign_id)
+    throttled = ClientError(
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+            "CancellationReasons": [{"Code": "ThrottlingError"}, {"Code": "None"}],
+        },
+        "TransactWriteItems",
+    )
+
+    with pytest.raises(StoreUnavailable, match="TransactWriteItems failed"):
+        call("TransactWriteItems", lambda: (_ for _ in ()).throw(throttled))
+
+
+def test_an_item_written_before_the_webhooks_reads_with_no_delivery_state(
+    dynamo_store: DynamoStore, campaign_id: str
+) -> None:
+    (found,) = dynamo_store.iter_recipients(campaign_id)
+    campaign = dynamo_store.require_campaign(campaign_id)
+
+    assert (found.delivery_status, found.delivered_at, found.user_id) == (None, None, None)
+    assert "deliveredCount" not in raw_campaign(dynamo_store, campaign_id)
+    assert (campaign.delivered_count, campaign.read_count, campaign.delivery_failed_count) == (
+        0,
+        0,
+        0,
+    )
+    assert (campaign.to_public()["deliveryRate"], campaign.to_public()["readRate"]) == (None, None)
+
+
+def test_init_adds_the_message_id_index_to_an_existing_recipients_table(
+    aws_settings: Settings,
+) -> None:
+    db = dynamodb_client(aws_settings)
+    name = f"old-recipients-{uuid.uuid4().hex[:8]}"
+    db.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "PK", "KeyType": "HASH"},
+            {"AttributeName": "SK", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "PK", "AttributeType": "S"},
+            {"AttributeName": "SK", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    db.put_item(
+        TableName=name,
+        Item={
+            "PK": {"S": "CAMPAIGN#cmp_old"},
+            "SK": {"S": f"USER#{PHONE}"},
+            "status": {"S": "SENT"},
+            "messageId": {"S": "wamid.old"},
+        },
+    )
+
+    assert ensure_table(db, name, [MESSAGE_ID_INDEX]) == [f"{name}/messageId-index"]
+    assert ensure_table(db, name, [MESSAGE_ID_INDEX]) == []  # idempotent
+
+    indexes = db.describe_table(TableName=name)["Table"]["GlobalSecondaryIndexes"]
+    assert [(i["IndexName"], i["Projection"]["ProjectionType"]) for i in indexes] == [
+        ("messageId-index", "KEYS_ONLY")
+    ]
+    old = DynamoStore(db, aws_settings.model_copy(update={"recipients_table": name}))
+    assert old.find_by_message_id("wamid.old") == ("cmp_old", PHONE)
+
+
+def test_init_creates_a_new_recipients_table_with_the_message_id_index(
+    dynamo_store: DynamoStore,
+) -> None:
+    table = dynamo_store.client.describe_table(TableName=dynamo_store.recipients_table)["Table"]
+
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["messageId-index"]
+    campaigns = dynamo_store.client.describe_table(TableName=dynamo_store.campaigns_table)
+    assert campaigns["Table"].get("GlobalSecondaryIndexes", []) == []
+
+
+def test_the_bsuid_link_is_an_item_of_the_campaigns_table(dynamo_store: DynamoStore) -> None:
+    dynamo_store.link_user("US.1", PHONE)
+
+    response = dynamo_store.client.get_item(
+        TableName=dynamo_store.campaigns_table, Key=user_link_key("US.1"), ConsistentRead=True
+    )
+
+    item = deserialize(response["Item"])
+    assert (item["PK"], item["SK"], item["userId"], item["phone"]) == (
+        "BSUID#US.1",
+        "LINK",
+        "US.1",
+        PHONE,
+    )
+    assert dynamo_store.list_campaigns() == []  # not taken for a campaign
