@@ -6,13 +6,14 @@ value it was decided from — the recipient's ``status``, its ``deliveryStatus``
 attribute it sets — so a write that lost a race is refused and decided again (bounded:
 ``MAX_DELIVERY_RACES``). When the decision moves counters, the recipient update and the
 counter ``ADD`` go in ONE ``TransactWriteItems``: both or neither, so the counters are exact
-under duplicates, any order and concurrent consumers. The counter item is the one the batch
-threads' counts use: the campaign's METADATA item, or with ``COUNTER_SHARDS`` > 1 a
-``COUNTER#<k>`` shard (k from the phone), summed on read (``counters.with_shards``). A decision
-that moves no counter (a SENT, an earlier timestamp) is one conditional ``UpdateItem``.
-This is the one transaction of the system, and it is off the send path (docs/architecture.md).
-It shares the METADATA (or shard) item with the batch threads' counter ADDs, which DynamoDB
-answers with TransactionConflict while a transaction holds it: retried (``store_writes``).
+under duplicates, any order and concurrent consumers. The counter item is one of the delivery
+counters' own shards, ``COUNTER#D<k>`` (k from the phone, ``DELIVERY_SHARDS`` of them at
+least), summed on read with the others (``counters.with_shards``): never METADATA nor a
+send-counter shard, because DynamoDB refuses a plain write to an item a transaction holds
+(TransactionConflict), and the batch threads ADD to those on the send path. Several shards also
+keep concurrent delivery transactions from conflicting with each other. A decision that moves
+no counter (a SENT, an earlier timestamp) is one conditional ``UpdateItem``. This is the one
+transaction of the system, and it is off the send path (docs/architecture.md).
 
 A lost answer: the transaction carries a ClientRequestToken per decision, so on DynamoDB a
 retry of a landed try succeeds (moto ignores the token: there it is refused, decided again and
@@ -46,13 +47,12 @@ from campaigns.aws.items import (
     MESSAGE_ID,
     MESSAGE_ID_INDEX,
     campaign_attribute,
-    campaign_key,
+    delivery_shard_key,
     encoded_value,
     recipient_attribute,
     recipient_from_item,
     recipient_key,
     recipient_of_key,
-    shard_key,
     suppression_key,
     user_link_key,
 )
@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 # A report decided again this often after losing a race to another writer of the same
 # recipient gives up with StoreUnavailable (the receipt is redelivered later).
 MAX_DELIVERY_RACES = 8
+DELIVERY_SHARDS = 8  # at least: COUNTER#D0..7 (more with COUNTER_SHARDS)
 _NOT_FOUND = DeliveryApplied(
     found=False, changed=False, resolved_unknown=False, before=None, after=None
 )
@@ -101,17 +102,16 @@ class Deliveries:
             if not change.writes:
                 return change.applied()
             try:
-                written = self._write(report, current, change)
+                self._write(report, current, change)
             except _LostRace:
                 continue
-            return change.applied() if written else _NOT_FOUND
+            return change.applied()
         raise StoreUnavailable(
             f"DynamoDB delivery write lost {MAX_DELIVERY_RACES} races in a row: try again later"
         )
 
-    def _write(self, report: DeliveryReport, current: Recipient, change: DeliveryChange) -> bool:
-        """The decision, conditioned on what it was decided from. False: the campaign's
-        metadata item is gone (nothing written)."""
+    def _write(self, report: DeliveryReport, current: Recipient, change: DeliveryChange) -> None:
+        """The decision, conditioned on what it was decided from (``_LostRace`` if refused)."""
         update = _recipient_update(current, change)
         if not change.counts:
             try:
@@ -126,7 +126,7 @@ class Deliveries:
                 )
             except Refused:
                 raise _LostRace from None
-            return True
+            return
         items = [
             {"Update": {"TableName": self._recipients.name, **update}},
             {"Update": {"TableName": self._campaigns.name, **self._counter_update(report, change)}},
@@ -134,27 +134,20 @@ class Deliveries:
         token = uuid.uuid4().hex[:MAX_CLIENT_REQUEST_TOKEN]
         try:
             transact_write(self._client, items, token=token, retry=self._retry)
-        except Cancelled as cancelled:
-            if cancelled.reasons[0] != "None":
-                raise _LostRace from None  # the recipient moved (or another transaction held it)
-            if cancelled.reasons[1] == "TransactionConflict":
-                raise _LostRace from None
-            return False  # the counter's condition: the campaign does not exist
-        return True
+        except Cancelled:
+            # The recipient moved, or another delivery transaction held one of the items.
+            raise _LostRace from None
 
     def _counter_update(self, report: DeliveryReport, change: DeliveryChange) -> dict[str, Any]:
         names = {f"#c{i}": campaign_attribute(name) for i, name in enumerate(change.counts)}
         values = {f":c{i}": number(delta) for i, delta in enumerate(change.counts.values())}
         update: dict[str, Any] = {
-            "Key": campaign_key(report.campaign_id),
             "UpdateExpression": "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(names))),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
-        if self._shards > 1:
-            update["Key"] = shard_key(report.campaign_id, shard_of(report.phone, self._shards))
-        else:
-            update["ConditionExpression"] = "attribute_exists(PK)"  # never a stray METADATA
+        shards = max(self._shards, DELIVERY_SHARDS)
+        update["Key"] = delivery_shard_key(report.campaign_id, shard_of(report.phone, shards))
         return update
 
     def find_by_message_id(self, message_id: str) -> tuple[str, str] | None:

@@ -60,6 +60,13 @@ def shard_key(campaign_id: str, shard: int) -> Item:
     return _key(CAMPAIGN_PREFIX + campaign_id, f"{SHARD_PREFIX}{shard}")
 
 
+def delivery_shard_key(campaign_id: str, shard: int) -> Item:
+    """The delivery counters' own shards (``COUNTER#D<k>``, summed on read like the others):
+    never METADATA nor a send-counter shard, so a delivery transaction never holds an item the
+    batch threads ADD to (DynamoDB would refuse their writes with TransactionConflict)."""
+    return _key(CAMPAIGN_PREFIX + campaign_id, f"{SHARD_PREFIX}D{shard}")
+
+
 def recipient_key(campaign_id: str, phone: str) -> Item:
     return _key(CAMPAIGN_PREFIX + campaign_id, USER_PREFIX + phone)
 

@@ -486,6 +486,7 @@ def test_policies_name_only_the_stacks_resources_and_no_provisioning(campaign_ru
         resource_arn("dynamodb", f"{env['RECIPIENTS_TABLE']}/index/messageId-index", region),
         resource_arn("sqs", env["CAMPAIGN_QUEUE_NAME"], region),
         resource_arn("sqs", env["CAMPAIGN_QUEUE_NAME"] + "-dlq", region),
+        resource_arn("sqs", env.get("CAMPAIGN_RECEIPTS_QUEUE_NAME", "campaign-receipts"), region),
     }
     for role, policy in campaign_run.policies.items():
         assert granted_resources(policy) <= stack_resources, role
