@@ -22,13 +22,15 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from campaigns.aws.clients import dynamodb_client
+from campaigns.aws.clients import dynamodb_client, sqs_client
+from campaigns.aws.queue import SqsQueue, resolve_queue_url
 from campaigns.aws.store import DynamoStore
 from campaigns.domain.errors import CampaignError
 from campaigns.domain.models import CampaignStatus
 from campaigns.settings import load_settings
 from producer.display import progress_bar
-from sandbox.stack import LocalStack, StackError
+from sandbox.cloudapi import SandboxControl
+from sandbox.stack import LocalStack, StackError, _spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV = ROOT / "examples" / "recipients.csv"
@@ -42,6 +44,16 @@ DEMO_RULES: list[dict[str, Any]] = [
     {"match": r"91\d{9}7", "code": 131050, "times": 1},
     {"probability": 0.03, "code": 131016},
 ]
+# After acceptance, by status webhook: a few numbers turn out undeliverable, and a handful of
+# users are on WhatsApp through a username (their statuses carry only the BSUID).
+DEMO_DELIVERY_RULES: list[dict[str, Any]] = [
+    {"match": r"91\d{8}29", "fail_code": 131026},
+    {"match": r"91\d{8}41", "username": True},
+]
+DEMO_APP_SECRET = "demo-app-secret"  # noqa: S105 (the local stand-ins' shared key)
+WEBHOOK_TIME_SCALE = 0.05  # statuses within about 3 s instead of a minute
+RECEIPTS_SETTLE_S = 60.0
+SETTLED_LOOKS = 3
 
 
 def _free_port() -> int:
@@ -129,6 +141,54 @@ def _start_consumers(
     return ports, logs
 
 
+def _start_receiver(
+    env: dict[str, str], workdir: Path, stack: LocalStack
+) -> subprocess.Popen[bytes]:
+    """campaign-webhooks, and the emulator told to deliver its signed statuses there."""
+    args = ["-m", "webhooks", "--port", "0", "--metrics-port", "0"]
+    proc, url = _spawn(args, workdir / "webhooks.ready", workdir / "webhooks.log", env)
+    control = SandboxControl(stack.cloudapi_url)
+    control.configure_webhooks(
+        url=f"{url}/webhooks/whatsapp", app_secret=DEMO_APP_SECRET, time_scale=WEBHOOK_TIME_SCALE
+    )
+    control.set_delivery_rules(DEMO_DELIVERY_RULES)
+    print(f"▶ webhook receiver on {url}/webhooks/whatsapp (statuses signed by the emulator)")
+    return proc
+
+
+def _settle_receipts(
+    env: dict[str, str], stack: LocalStack, store: DynamoStore, campaign_id: str
+) -> None:
+    """Wait (bounded) until the emulator has posted every status and the consumers have applied
+    every queued receipt: the queue empty and the counters unchanged for three looks."""
+    print("▶ waiting for the last status webhooks …")
+    deadline = time.monotonic() + RECEIPTS_SETTLE_S
+    try:
+        SandboxControl(stack.cloudapi_url).wait_for_webhooks(timeout_s=RECEIPTS_SETTLE_S)
+    except TimeoutError:
+        print("  (the emulator still had statuses to post)")
+    settings = load_settings(aws_endpoint_url=stack.aws_url)
+    client = sqs_client(settings)
+    name = env.get("CAMPAIGN_RECEIPTS_QUEUE_NAME", settings.campaign_receipts_queue_name)
+    receipts = SqsQueue(client, resolve_queue_url(client, name))
+    last: tuple[object, ...] = ()
+    unchanged = 0
+    while unchanged < SETTLED_LOOKS and time.monotonic() < deadline:
+        campaign = store.require_campaign(campaign_id)
+        depth = receipts.depth()
+        seen = (campaign.delivered_count, campaign.read_count, campaign.delivery_failed_count)
+        unchanged = unchanged + 1 if (seen, depth) == last and depth == (0, 0) else 0
+        last = (seen, depth)
+        time.sleep(1.0)
+    stats = SandboxControl(stack.cloudapi_url).webhooks()["stats"]
+    print(
+        f"  the emulator posted {stats['delivered_statuses']} statuses in "
+        f"{stats['delivered_posts']}"
+        f" signed webhooks ({stats['retries']} retried, {stats['pending']} pending,"
+        f" {stats['gave_up']} given up)"
+    )
+
+
 def _watch(store: DynamoStore, campaign_id: str) -> None:
     """The progress bar, until the campaign stops running or the demo's time is up."""
     deadline = time.monotonic() + TIMEOUT_S
@@ -149,8 +209,10 @@ def _print_summary(
 ) -> None:
     print("▶ campaign summary")
     for key in ("status", "totalRecipients", "sentCount", "failedCount", "unknownCount",
-                "pendingCount", "pauseReason", "startedAt", "completedAt"):  # fmt: skip
-        print(f"    {key:16} {final[key]}")
+                "pendingCount", "pauseReason", "startedAt", "completedAt", "deliveredCount",
+                "readCount", "deliveryFailedCount", "deliveryRate", "readRate"):  # fmt: skip
+        value = final[key]
+        print(f"    {key:19} {round(value, 3) if isinstance(value, float) else value}")
     print("▶ consumers (SIGTERM → exit codes " + ", ".join(map(str, codes)) + ")")
     for log in logs:
         for raw in log.read_text().splitlines():
@@ -176,11 +238,13 @@ def run() -> int:
     workdir = Path(os.environ.get("DEMO_WORKDIR", ROOT / ".demo"))
     stack = LocalStack(workdir, rules=DEMO_RULES)
     consumers: list[subprocess.Popen[bytes]] = []
+    receiver: subprocess.Popen[bytes] | None = None
     print("▶ starting the local stack (moto AWS endpoint + WhatsApp Cloud API emulator)")
     stack.start()
     try:
         os.environ.update(stack.env())  # this process reads DynamoDB for the progress bar
         env = os.environ | {"LOG_FORMAT": "json", "POLL_WAIT_S": "2"}
+        env |= {"META_APP_SECRET": DEMO_APP_SECRET, "META_WEBHOOK_VERIFY_TOKEN": "demo-verify"}
         env.setdefault("CONSUMER_CONCURRENCY", "3")
         env.setdefault("DAILY_CAP", "2000")
         env.setdefault("SEND_RATE_PER_SECOND", "20")
@@ -188,21 +252,25 @@ def run() -> int:
         print(f"  DAILY_CAP={env['DAILY_CAP']}  SEND_RATE_PER_SECOND={env['SEND_RATE_PER_SECOND']}"
               f" and CONSUMER_CONCURRENCY={env['CONSUMER_CONCURRENCY']} per consumer")  # fmt: skip
         campaign_id = _provision(env)
+        receiver = _start_receiver(env, stack.workdir, stack)
         ports, logs = _start_consumers(env, stack.workdir, consumers)
         settings = load_settings(aws_endpoint_url=stack.aws_url)
-        _watch(DynamoStore(dynamodb_client(settings), settings), campaign_id)
+        store = DynamoStore(dynamodb_client(settings), settings)
+        _watch(store, campaign_id)
+        _settle_receipts(env, stack, store, campaign_id)
         time.sleep(0.5)  # let the last batch's log line and metrics land
         metrics = _scrape(ports)
-        for proc in consumers:
+        for proc in [*consumers, receiver]:
             proc.send_signal(signal.SIGTERM)
         codes = [proc.wait(timeout=40) for proc in consumers]
+        receiver.wait(timeout=40)
         final = _cli(env, "status", campaign_id)
         _print_summary(final, codes, logs, metrics)
         print(f"▶ logs in {stack.workdir}")
         ok = final["status"] in (CampaignStatus.COMPLETED.value, CampaignStatus.PAUSED.value)
         return 0 if ok and all(code == 0 for code in codes) else 1
     finally:
-        for proc in consumers:
+        for proc in [*consumers, *([receiver] if receiver else [])]:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=10)

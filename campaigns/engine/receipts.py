@@ -68,6 +68,9 @@ def mask_id(value: str | None) -> str | None:
     return "…" + value[-6:] if len(value) > 8 else "*" * len(value)
 
 
+LINKS_REMEMBERED = 10_000  # BSUID -> phone pairs this process knows are stored
+
+
 @dataclass
 class ApplySummary:
     """What one ``apply`` call did (the consumer logs it; tests assert on it)."""
@@ -100,6 +103,7 @@ class ReceiptApplier:
         self._metrics = metrics
         self._keywords = frozenset(k.strip().upper() for k in opt_out_keywords if k.strip())
         self._cache = cache
+        self._linked: dict[str, str] = {}  # BSUID -> phone known to be stored (bounded, FIFO)
         self._log = get_logger()
 
     def apply(self, events: Iterable[Event], skipped: Iterable[Skipped] = ()) -> ApplySummary:
@@ -204,9 +208,16 @@ class ReceiptApplier:
         return self._deliveries.phone_for_user(user_id) if user_id is not None else None
 
     def _link(self, user_id: str, phone: str) -> None:
-        """BSUID → phone, written only when it is new or changed (a read costs less)."""
+        """BSUID → phone, written only when it is new or changed (a read costs less), and not
+        even read again for a pair this process already stored: every status of a user carries
+        the BSUID, so without the memo each one cost a read."""
+        if self._linked.get(user_id) == phone:
+            return
         if self._deliveries.phone_for_user(user_id) != phone:
             self._deliveries.link_user(user_id, phone)
+        if len(self._linked) >= LINKS_REMEMBERED:
+            del self._linked[next(iter(self._linked))]
+        self._linked[user_id] = phone
 
     def _suppress(self, phone: str | None, reason: str, summary: ApplySummary) -> None:
         if phone is None:

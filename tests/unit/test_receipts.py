@@ -402,6 +402,24 @@ def test_a_keyword_from_a_username_user_reaches_the_number_through_the_status_li
     assert world.store.suppressed == {PHONES[2]: "keyword"}
 
 
+def test_a_users_later_statuses_do_not_read_the_bsuid_link_again() -> None:
+    world, wamids = _world_with_sent_campaign()
+    reads: list[str] = []
+    looked_up = world.store.phone_for_user
+
+    def counting(user_id: str) -> str | None:
+        reads.append(user_id)
+        return looked_up(user_id)
+
+    world.store.phone_for_user = counting  # type: ignore[method-assign]
+    callback = f"{CAMPAIGN_ID}:{PHONES[2]}"
+    for status in ("sent", "delivered", "read"):
+        world.apply(status_body(wamids[PHONES[2]], status, T0, callback=callback, user_id=BSUID))
+
+    assert reads == [BSUID]  # the first status only
+    assert looked_up(BSUID) == PHONES[2]
+
+
 @pytest.mark.parametrize(
     "opt_out",
     [
