@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -48,6 +50,7 @@ def test_the_consumer_serves_metrics_health_and_readiness(harness: Harness) -> N
     assert consumer.wait(timeout=15) == 0
 
 
+@pytest.mark.timeout(240)
 def test_the_demo_completes_a_campaign_and_leaves_no_process_running(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     done = subprocess.run(
@@ -56,11 +59,16 @@ def test_the_demo_completes_a_campaign_and_leaves_no_process_running(tmp_path: P
         env=os.environ | {"DEMO_WORKDIR": str(workdir)},
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=220,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "status           COMPLETED" in done.stdout
+    assert re.search(r"^ +status +COMPLETED$", done.stdout, re.MULTILINE), done.stdout
+    # The receiver ran: the emulator's signed statuses reached the campaign's counters.
+    delivered = re.search(r"^ +deliveredCount +(\d+)$", done.stdout, re.MULTILINE)
+    assert delivered, done.stdout
+    assert int(delivered.group(1)) > 0, done.stdout
+    assert re.search(r"^ +readCount +\d+$", done.stdout, re.MULTILINE), done.stdout
     assert "campaign_messages_sent_total" in done.stdout
     assert "exit codes 0, 0" in done.stdout
     leftovers = subprocess.run(
