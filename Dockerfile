@@ -1,6 +1,7 @@
 # One image for every entry point: `campaign-consumer` by default, `campaign-producer …` as the
 # command for jobs (docker run IMAGE campaign-producer status ID; the k8s CronJob does this),
-# `campaign-api --host 0.0.0.0` for the operator API and its console (deploy/k8s, deploy/ecs).
+# `campaign-api --host 0.0.0.0` for the operator API and its console, `campaign-webhooks --host
+# 0.0.0.0` for Meta's webhook receiver (deploy/k8s, deploy/ecs).
 #
 # CI has no container engine: tests/deploy/test_image.py replays this file's build-stage RUN
 # and COPY steps in a fresh virtualenv (same commands, same files, after .dockerignore) and
@@ -22,6 +23,7 @@ COPY campaigns campaigns
 COPY consumer consumer
 COPY producer producer
 COPY api api
+COPY webhooks webhooks
 RUN /opt/venv/bin/pip install --no-deps . \
     && /opt/venv/bin/pip uninstall --yes setuptools pip
 

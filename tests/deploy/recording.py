@@ -1,11 +1,12 @@
 """Run a real entry point with every AWS call it makes recorded, for the IAM test.
 
-    python -m tests.deploy.recording CALLS.jsonl producer|consumer|api [ARGS...]
+    python -m tests.deploy.recording CALLS.jsonl producer|consumer|api|webhooks [ARGS...]
 
-The producer, the consumer and the operator API run as they do in production, in their own
-process; before their code is imported, a handler for botocore's ``before-parameter-build``
-event is registered on every botocore session the process creates (campaigns/aws/clients.py
-makes a new boto3 Session per client, so hooking the default session alone would miss them).
+The producer, the consumer, the operator API and the webhook receiver run as they do in
+production, in their own process; before their code is imported, a handler for botocore's
+``before-parameter-build`` event is registered on every botocore session the process creates
+(campaigns/aws/clients.py makes a new boto3 Session per client, so hooking the default session
+alone would miss them).
 Each AWS call appends one JSON line: service, operation and the resources it names (table names,
 queue names; ``<table>/index/<index>`` for a Query on an index, whose ARN IAM authorises). A
 TransactWriteItems is recorded as the per-item operations IAM authorises it by (an Update item
@@ -104,6 +105,10 @@ def main(argv: list[str]) -> int:
         from api.cli import main as api
 
         return api(args)
+    if program == "webhooks":
+        from webhooks.cli import main as webhooks
+
+        return webhooks(args)
     if program == "deliveries":
         from tests.deploy.delivery_calls import main as deliveries
 

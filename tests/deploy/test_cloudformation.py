@@ -6,11 +6,14 @@ Every AWS call of that run is recorded (tests/deploy/recording.py wraps the real
 points in their own processes with a botocore event hook) and checked against the IAM
 policy the stack created for the role that made it: each call allowed, and each policy
 granting exactly what its role used, on the stack's resources only. The operator API's run
-is the real ``campaign-api`` process driven through every endpoint it serves."""
+is the real ``campaign-api`` process driven through every endpoint it serves; the webhook
+receiver's is the real ``campaign-webhooks`` process asked /readyz and posted a signed body."""
 
 from __future__ import annotations
 
 import ast
+import hashlib
+import hmac
 import json
 import signal
 import subprocess
@@ -44,11 +47,21 @@ from tests.deploy.support import DEPLOY, ROOT, load_cfn
 from tests.harness import valid_numbers, wait_until
 
 TEMPLATE = DEPLOY / "cloudformation" / "campaign-executor.yaml"
-ROLES = {"consumer": "ConsumerPolicyArn", "producer": "ProducerPolicyArn", "api": "ApiPolicyArn"}
+ROLES = {
+    "consumer": "ConsumerPolicyArn",
+    "producer": "ProducerPolicyArn",
+    "api": "ApiPolicyArn",
+    "webhooks": "WebhooksPolicyArn",
+}
 # The recordings made under each role. "deliveries" stands in for the consumer's receipts loop
 # until it is wired into campaign-consumer (tests/deploy/delivery_calls.py): the DeliveryStore
 # calls a status webhook makes, which the consumer's policy must grant.
-RECORDINGS = {"consumer": ("consumer", "deliveries"), "producer": ("producer",), "api": ("api",)}
+RECORDINGS = {
+    "consumer": ("consumer", "deliveries"),
+    "producer": ("producer",),
+    "api": ("api",),
+    "webhooks": ("webhooks",),
+}
 PROVISIONING = {"dynamodb:createtable", "dynamodb:describetable", "sqs:createqueue"}
 PROVISIONING |= {"sqs:setqueueattributes"}
 VISIBILITY_TIMEOUT_S = 5  # short, so the consumer's visibility heartbeat runs within a batch
@@ -132,6 +145,7 @@ def stack_run(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Ru
             {"ParameterKey": "CampaignsTableName", "ParameterValue": f"campaigns-{suffix}"},
             {"ParameterKey": "RecipientsTableName", "ParameterValue": f"recipients-{suffix}"},
             {"ParameterKey": "QueueName", "ParameterValue": f"batches-{suffix}"},
+            {"ParameterKey": "ReceiptsQueueName", "ParameterValue": f"receipts-{suffix}"},
             {
                 "ParameterKey": "VisibilityTimeoutSeconds",
                 "ParameterValue": str(VISIBILITY_TIMEOUT_S),
@@ -231,6 +245,7 @@ def campaign_run(stack_run: Run, stack: LocalStack) -> Run:
         for url in (queue_url, dlq_url)
     ]
     run.results["api"] = _drive_api(run)
+    run.results["webhooks"] = _drive_webhooks(run, sqs)
     return run
 
 
@@ -307,6 +322,83 @@ def _drive_api(run: Run) -> dict[str, Any]:
         "cancelled": cancelled["newStatus"],
         "final": final["status"],
         "phones": phones,
+        "exitCode": code,
+    }
+
+
+APP_SECRET = "deploy-test-app-secret"
+STATUS_BODY = json.dumps(
+    {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340398",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {"phone_number_id": "106540352242922"},
+                            "statuses": [
+                                {
+                                    "id": "wamid.deploy-test",
+                                    "status": "delivered",
+                                    "timestamp": "1767225600",
+                                    "recipient_id": "15550001234",
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+)
+
+
+def _drive_webhooks(run: Run, sqs: Any) -> dict[str, Any]:
+    """The real ``campaign-webhooks`` under the recorder, configured by queue name as the
+    Kubernetes ConfigMap configures it: /readyz first (nothing sent yet, so it asks the queue:
+    GetQueueUrl, GetQueueAttributes), then one body signed as Meta signs it (HMAC-SHA256 of the
+    raw bytes, key META_APP_SECRET), then SIGTERM. The queued message is read back (and
+    deleted) with the test's own client, outside the recording."""
+    ready = run.workdir / "webhooks.ready"
+    env = {k: v for k, v in run.env.items() if k != "CAMPAIGN_QUEUE_URL"}
+    env |= {"META_APP_SECRET": APP_SECRET, "META_WEBHOOK_VERIFY_TOKEN": uuid.uuid4().hex}
+    log = run.workdir / "webhooks.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.deploy.recording",
+             str(run.workdir / "webhooks.calls.jsonl"), "webhooks",
+             "--port", "0", "--metrics-port", "0", "--ready-file", str(ready)],
+            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=out,
+        )  # fmt: skip
+    try:
+        wait_until(lambda: ready.exists() or proc.poll() is not None, timeout_s=60)
+        assert ready.exists(), log.read_text()[-2000:]
+        url = json.loads(ready.read_text())["url"]
+        readyz = requests.get(f"{url}/readyz", timeout=30).status_code
+        body = STATUS_BODY.encode()
+        digest = hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        posted = requests.post(
+            f"{url}/webhooks/whatsapp",
+            data=body,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={digest}"},
+            timeout=30,
+        ).status_code
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    queue_url = sqs.get_queue_url(QueueName=run.env["CAMPAIGN_RECEIPTS_QUEUE_NAME"])["QueueUrl"]
+    queued = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=2)
+    messages = queued.get("Messages", [])
+    for message in messages:
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return {
+        "readyz": readyz,
+        "posted": posted,
+        "queued": [m["Body"] for m in messages],
         "exitCode": code,
     }
 
@@ -430,6 +522,15 @@ def test_the_operator_api_runs_a_campaign_on_the_stacks_resources_through_every_
     assert api["exitCode"] == 0
 
 
+def test_the_webhook_receiver_queues_a_signed_body_on_the_stacks_receipts_queue(
+    campaign_run: Run,
+) -> None:
+    webhooks = campaign_run.results["webhooks"]
+    assert (webhooks["readyz"], webhooks["posted"]) == (200, 200)
+    assert webhooks["queued"] == [STATUS_BODY], "the body as Meta sent it, on the receipts queue"
+    assert webhooks["exitCode"] == 0
+
+
 # -- IAM --------------------------------------------------------------------------------------
 
 
@@ -504,7 +605,7 @@ def _operations_in_code() -> set[str]:
         for operation in model.operation_names:
             methods[xform_name(operation)] = iam_action(service, operation).lower()
     called: set[str] = set()
-    for package in ("campaigns", "consumer", "producer", "api"):
+    for package in ("campaigns", "consumer", "producer", "api", "webhooks"):
         for path in (ROOT / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 if (
@@ -617,3 +718,33 @@ def test_the_consumer_policy_grants_every_call_a_status_webhook_makes(campaign_r
         assert allows(campaign_run.policies["consumer"], f"dynamodb:{operation}", arn), arn
     delivered = campaign_run.results["delivered"]
     assert (delivered["deliveredCount"], delivered["readCount"]) == (1, 1)
+
+
+def test_the_webhooks_policy_only_sends_to_and_asks_the_receipts_queue(campaign_run: Run) -> None:
+    """What the receiver's recording showed (the exact-grants test above proves each action was
+    called): GetQueueUrl (configured by name), SendMessage (its SendMessageBatch) and
+    GetQueueAttributes (/readyz), on the receipts queue and nothing else: no table, no batch
+    queue, no receive or delete (the consumer applies the receipts)."""
+    webhooks, region, env = (
+        campaign_run.policies["webhooks"],
+        _region(campaign_run),
+        campaign_run.env,
+    )
+    receipts = resource_arn("sqs", env["CAMPAIGN_RECEIPTS_QUEUE_NAME"], region)
+    assert granted_actions(webhooks) == lower(
+        ["sqs:GetQueueUrl", "sqs:SendMessage", "sqs:GetQueueAttributes"]
+    )
+    assert granted_resources(webhooks) == {receipts}
+    operations = {(c["operation"], tuple(c["resources"])) for c in campaign_run.calls("webhooks")}
+    name = (env["CAMPAIGN_RECEIPTS_QUEUE_NAME"],)
+    assert operations == {
+        ("GetQueueUrl", name),
+        ("GetQueueAttributes", name),
+        ("SendMessageBatch", name),
+    }
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage"):
+        assert not allows(webhooks, action, receipts), action
+    batch = resource_arn("sqs", env["CAMPAIGN_QUEUE_NAME"], region)
+    assert not allows(webhooks, "sqs:SendMessage", batch)
+    for table in (env["CAMPAIGNS_TABLE"], env["RECIPIENTS_TABLE"]):
+        assert not allows(webhooks, "dynamodb:GetItem", resource_arn("dynamodb", table, region))

@@ -26,6 +26,8 @@ SERVICE = ECS / "service.json"
 SCALING = ECS / "autoscaling.json"
 API_TASK = ECS / "api-task-definition.json"
 API_SERVICE = ECS / "api-service.json"
+WEBHOOKS_TASK = ECS / "webhooks-task-definition.json"
+WEBHOOKS_SERVICE = ECS / "webhooks-service.json"
 DRAIN_TARGET_S = 60  # as in deploy/k8s/base/scaledobject.yaml
 FARGATE_MAX_STOP_TIMEOUT_S = 120
 
@@ -56,6 +58,8 @@ def _environment() -> dict[str, str]:
         ("ecs", "CreateService", lambda: load_json(SERVICE)),
         ("ecs", "RegisterTaskDefinition", lambda: load_json(API_TASK)),
         ("ecs", "CreateService", lambda: load_json(API_SERVICE)),
+        ("ecs", "RegisterTaskDefinition", lambda: load_json(WEBHOOKS_TASK)),
+        ("ecs", "CreateService", lambda: load_json(WEBHOOKS_SERVICE)),
         (
             "application-autoscaling",
             "RegisterScalableTarget",
@@ -253,3 +257,86 @@ def test_the_api_container_runs_campaign_api_locked_down_with_its_keys_from_secr
     assert shared == environment, "the same tables, queue and Meta number as the consumer"
     options = container["logConfiguration"]["options"]
     assert options["awslogs-group"] == "/ecs/campaign-api"
+
+
+# -- the webhook receiver ---------------------------------------------------------------------
+
+
+def _webhooks_container() -> dict[str, Any]:
+    (container,) = load_json(WEBHOOKS_TASK)["containerDefinitions"]
+    assert isinstance(container, dict)
+    return container
+
+
+def test_the_webhooks_task_and_service_register_in_moto_next_to_the_others(
+    moto_server: MotoServer,
+) -> None:
+    ecs = _client(moto_server, "ecs")
+    service = _with_real_network(moto_server, load_json(WEBHOOKS_SERVICE), 22)
+    ecs.create_cluster(clusterName=service["cluster"])
+    registered = ecs.register_task_definition(**load_json(WEBHOOKS_TASK))["taskDefinition"]
+    assert registered["family"] == service["taskDefinition"] == "campaign-webhooks"
+    created = ecs.create_service(**service)["service"]
+    assert created["serviceName"] == "campaign-webhooks"
+    assert created["desiredCount"] >= 2
+    (balancer,) = created["loadBalancers"]
+    assert (balancer["containerName"], balancer["containerPort"]) == ("webhooks", 8080)
+
+
+def test_the_webhooks_service_is_reached_only_through_its_load_balancers_http_port() -> None:
+    service = load_json(WEBHOOKS_SERVICE)
+    network = service["networkConfiguration"]["awsvpcConfiguration"]
+    assert network["assignPublicIp"] == "DISABLED", "public through the load balancer only"
+    (balancer,) = service["loadBalancers"]
+    (container,) = load_json(WEBHOOKS_TASK)["containerDefinitions"]
+    assert balancer["containerName"] == container["name"]
+    ports = {p["name"]: p["containerPort"] for p in container["portMappings"]}
+    assert balancer["containerPort"] == ports["http"] != ports["metrics"]
+    assert ":targetgroup/" in balancer["targetGroupArn"]
+    assert service["cluster"] == load_json(SERVICE)["cluster"]
+    others = {
+        group
+        for path in (SERVICE, API_SERVICE)
+        for group in load_json(path)["networkConfiguration"]["awsvpcConfiguration"][
+            "securityGroups"
+        ]
+    }
+    assert set(network["securityGroups"]).isdisjoint(others), "its own ingress rule"
+
+
+def test_the_webhooks_container_runs_campaign_webhooks_locked_down_with_secrets_manager() -> None:
+    container = _webhooks_container()
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[container["command"][0]] == "webhooks.cli:main"
+    from webhooks.cli import _parser as webhooks_parser
+
+    args = webhooks_parser().parse_args(container["command"][1:])
+    assert args.host == "0.0.0.0"
+    assert container["portMappings"] == [
+        {"name": "http", "containerPort": args.port, "protocol": "tcp"},
+        {"name": "metrics", "containerPort": args.metrics_port, "protocol": "tcp"},
+    ]
+    final = parse_dockerfile((ROOT / "Dockerfile").read_text())[-1]
+    user = final.last("USER")
+    assert user is not None
+    assert container["user"] == user.args
+    assert container["readonlyRootFilesystem"] is True
+    assert container["linuxParameters"]["capabilities"]["drop"] == ["ALL"]
+    secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
+    assert set(secrets) == {"META_APP_SECRET", "META_WEBHOOK_VERIFY_TOKEN"}
+    assert all(v.startswith("arn:aws:secretsmanager:") for v in secrets.values())
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    assert not set(secrets) & set(environment)
+    settings = settings_from_env(
+        environment, META_APP_SECRET="from-secrets-manager", META_WEBHOOK_VERIFY_TOKEN="t"
+    )
+    assert (settings.webhook_port, settings.webhook_metrics_port) == (args.port, args.metrics_port)
+    assert settings.shutdown_timeout_s < container["stopTimeout"] <= FARGATE_MAX_STOP_TIMEOUT_S
+    (script,) = container["healthCheck"]["command"][3:]
+    assert f"http://127.0.0.1:{args.port}/healthz" in script
+    labels = container["dockerLabels"]
+    assert labels["ECS_PROMETHEUS_EXPORTER_PORT"] == str(args.metrics_port)
+    assert labels["ECS_PROMETHEUS_JOB_NAME"] == "campaign-webhooks"
+    shared = {k: v for k, v in _environment().items() if k in environment}
+    assert shared == {k: v for k, v in environment.items() if k in _environment()}
+    assert container["logConfiguration"]["options"]["awslogs-group"] == "/ecs/campaign-webhooks"

@@ -117,6 +117,7 @@ def test_the_image_holds_neither_the_sandbox_nor_the_tests() -> None:
         "consumer",
         "producer",
         "api",
+        "webhooks",
     }
     context = _context()
     assert not [f for f in context if f.split("/")[0] in {"sandbox", "tests", "deploy", ".venv"}]
@@ -300,6 +301,43 @@ def test_the_producer_entry_point_is_in_the_same_image(image: Image) -> None:
     )
     assert done.returncode == 0
     assert "reconcile" in done.stdout
+
+
+def test_the_webhook_receiver_is_in_the_same_image_and_serves_only_its_paths_publicly(
+    image: Image, harness: Harness
+) -> None:
+    """``campaign-webhooks`` from the image, on the local stack's receipts queue: /healthz and
+    /readyz on the public port, an unsigned POST refused, /metrics only on the metrics port."""
+    env = {k: v for k, v in harness.env.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env |= {
+        "PATH": f"{image.bin}:/usr/bin:/bin",
+        "META_APP_SECRET": "image-test-secret",
+        "META_WEBHOOK_VERIFY_TOKEN": "image-test-token",
+    }
+    ready = harness.workdir / "image-webhooks.ready"
+    log = harness.workdir / "image-webhooks.log"
+    argv = [str(image.bin / "campaign-webhooks"), "--port", "0", "--metrics-port", "0"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*argv, "--ready-file", str(ready)], env=env, stdout=out, stderr=out, cwd=image.root
+        )
+    try:
+        assert wait_until(lambda: ready.exists() or proc.poll() is not None, timeout_s=60)
+        assert ready.exists(), log.read_text()[-2000:]
+        urls = json.loads(ready.read_text())
+        url, metrics_url = urls["url"], urls["metricsUrl"]
+        assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+        assert requests.get(f"{url}/readyz", timeout=10).status_code == 200
+        assert requests.post(f"{url}/webhooks/whatsapp", data=b"{}", timeout=5).status_code == 401
+        assert requests.get(f"{url}/metrics", timeout=5).status_code == 404
+        metrics = requests.get(f"{metrics_url}/metrics", timeout=5).text
+        assert 'campaign_webhook_requests_total{outcome="bad_signature"} 1.0' in metrics
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def test_the_api_entry_point_is_in_the_same_image_and_serves(

@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 import yaml
 
-from campaigns.settings import Settings, require_operator_keys
+from campaigns.settings import Settings, require_operator_keys, require_webhook_secrets
 from tests.deploy.support import DEPLOY, ROOT, SCHEMAS, load_yaml_documents, settings_from_env
 
 OVERLAY = DEPLOY / "k8s" / "overlays" / "example"
@@ -34,7 +34,7 @@ KUBERNETES_VERSIONS = ("1.31.0", "1.37.0")
 META_DEFAULT_RATE_PER_S = 80  # Meta's per-number throughput before the automatic upgrade
 DRAIN_TARGET_S = 60  # the backlog one replica should own: what it sends in a minute
 
-CONSUMER, API = "campaign-consumer", "campaign-api"
+CONSUMER, API, WEBHOOKS = "campaign-consumer", "campaign-api", "campaign-webhooks"
 
 Resources = list[dict[str, Any]]
 
@@ -102,14 +102,21 @@ def test_the_base_and_the_example_overlay_render(kubectl: str, rendered: Resourc
             "ServiceAccount",
             "ServiceAccount",
             "ServiceAccount",
+            "ServiceAccount",
             "ConfigMap",
             "Deployment",
             "Deployment",
+            "Deployment",
             "Service",
             "Service",
+            "Service",
+            "Ingress",
+            "ServiceMonitor",
             "ServiceMonitor",
             "PodDisruptionBudget",
             "PodDisruptionBudget",
+            "PodDisruptionBudget",
+            "NetworkPolicy",
             "NetworkPolicy",
             "NetworkPolicy",
             "TriggerAuthentication",
@@ -127,7 +134,8 @@ def test_core_kinds_pass_kubernetes_validate_strictly(
 ) -> None:
     code, output = _validate_core(tools_bin, rendered, tmp_path)
     assert code == 0, output
-    for kind in ("deployment", "cronjob", "service", "poddisruptionbudget", "configmap"):
+    kinds = ("deployment", "cronjob", "service", "poddisruptionbudget", "configmap", "ingress")
+    for kind in kinds:
         assert f"passed for resource {kind}/" in output
 
 
@@ -145,7 +153,10 @@ def test_kubernetes_validate_rejects_a_broken_deployment(
 def test_custom_resources_match_their_crd_schemas(rendered: Resources, kind: str) -> None:
     schema = json.loads((SCHEMAS / CRD_SCHEMAS[kind]).read_text())
     jsonschema.Draft7Validator.check_schema(schema)
-    jsonschema.Draft7Validator(schema).validate(_one(rendered, kind))
+    found = [r for r in rendered if r["kind"] == kind]
+    assert found
+    for resource in found:
+        jsonschema.Draft7Validator(schema).validate(resource)
 
 
 @pytest.mark.parametrize(
@@ -164,7 +175,7 @@ def test_the_crd_schemas_reject_what_the_api_server_would(
     rendered: Resources, kind: str, breakage: Callable[[dict[str, Any]], object]
 ) -> None:
     schema = json.loads((SCHEMAS / CRD_SCHEMAS[kind]).read_text())
-    resource = copy.deepcopy(_one(rendered, kind))
+    resource = copy.deepcopy(next(r for r in rendered if r["kind"] == kind))
     breakage(resource)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft7Validator(schema).validate(resource)
@@ -252,8 +263,8 @@ def test_each_workload_has_its_own_irsa_identity(rendered: Resources) -> None:
         for sa in rendered
         if sa["kind"] == "ServiceAccount"
     }
-    assert set(roles) == {"campaign-consumer", "campaign-producer", "campaign-api"}
-    assert len(set(roles.values())) == 3
+    assert set(roles) == {CONSUMER, "campaign-producer", API, WEBHOOKS}
+    assert len(set(roles.values())) == 4
     assert all(arn.startswith("arn:aws:iam::") and ":role/" in arn for arn in roles.values())
     consumer_pod = _one(rendered, "Deployment", CONSUMER)["spec"]["template"]["spec"]
     reconcile_pod = _one(rendered, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
@@ -261,6 +272,8 @@ def test_each_workload_has_its_own_irsa_identity(rendered: Resources) -> None:
     assert reconcile_pod["serviceAccountName"] == "campaign-producer"
     api_pod = _one(rendered, "Deployment", API)["spec"]["template"]["spec"]
     assert api_pod["serviceAccountName"] == "campaign-api"
+    webhooks_pod = _one(rendered, "Deployment", WEBHOOKS)["spec"]["template"]["spec"]
+    assert webhooks_pod["serviceAccountName"] == "campaign-webhooks"
 
 
 def test_the_reconcile_cronjob_runs_a_real_producer_command_never_twice_at_once(
@@ -285,7 +298,7 @@ def test_the_servicemonitor_and_the_pdb_select_the_consumer_pods(rendered: Resou
     pod_labels = _one(rendered, "Deployment", CONSUMER)["spec"]["template"]["metadata"]["labels"]
     service = _one(rendered, "Service", "campaign-consumer-metrics")
     assert service["spec"]["selector"].items() <= pod_labels.items()
-    monitor = _one(rendered, "ServiceMonitor")["spec"]
+    monitor = _one(rendered, "ServiceMonitor", CONSUMER)["spec"]
     assert monitor["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     port_names = {p["name"] for p in service["spec"]["ports"]}
     assert {e["port"] for e in monitor["endpoints"]} <= port_names
@@ -368,7 +381,14 @@ def test_the_operator_keys_come_from_their_own_secret_and_make_a_valid_api_confi
 
 
 def test_the_api_is_private_a_clusterip_service_and_no_ingress(rendered: Resources) -> None:
-    assert not [r for r in rendered if r["kind"] in ("Ingress", "Gateway", "HTTPRoute")]
+    routes = [r for r in rendered if r["kind"] in ("Ingress", "Gateway", "HTTPRoute")]
+    assert [(r["kind"], r["metadata"]["name"]) for r in routes] == [("Ingress", WEBHOOKS)]
+    backends = {
+        path["backend"]["service"]["name"]
+        for rule in routes[0]["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert backends == {WEBHOOKS}, "no Ingress reaches the API"
     assert all(
         r["spec"].get("type", "ClusterIP") == "ClusterIP"
         for r in rendered
@@ -397,3 +417,122 @@ def test_the_api_pods_take_http_keep_the_engines_egress_and_drain_one_at_a_time(
     pdb = _one(rendered, "PodDisruptionBudget", API)["spec"]
     assert pdb["selector"]["matchLabels"].items() <= pod_labels.items()
     assert pdb["maxUnavailable"] < _one(rendered, "Deployment", API)["spec"]["replicas"]
+
+
+# -- the webhook receiver ---------------------------------------------------------------------
+
+
+def _webhooks_container(rendered: Resources) -> dict[str, Any]:
+    pod = _one(rendered, "Deployment", WEBHOOKS)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert isinstance(container, dict)
+    return container
+
+
+def test_the_webhooks_deployment_runs_campaign_webhooks_on_its_ports_locked_down_and_probed(
+    rendered: Resources,
+) -> None:
+    secrets = {"META_APP_SECRET": "from-the-secret", "META_WEBHOOK_VERIFY_TOKEN": "from-it-too"}
+    settings = settings_from_env(_settings_map(rendered), META_ACCESS_TOKEN="x", **secrets)
+    deployment = _one(rendered, "Deployment", WEBHOOKS)
+    assert deployment["spec"]["replicas"] >= 2, "stateless: replicas share nothing"
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > settings.shutdown_timeout_s  # uvicorn's drain
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001  # the Dockerfile's USER
+    assert pod["automountServiceAccountToken"] is False
+    container = _webhooks_container(rendered)
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[container["command"][0]] == "webhooks.cli:main"
+    from webhooks.cli import _parser as webhooks_parser
+
+    args = webhooks_parser().parse_args(container["command"][1:])
+    assert args.host == "0.0.0.0"  # the pod's address: the Service and the probes reach it
+    assert (args.port, args.metrics_port) == (
+        settings.webhook_port,
+        settings.webhook_metrics_port,
+    ), "the command and the ConfigMap agree"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": args.port, "metrics": args.metrics_port}
+    assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(args.metrics_port)
+
+
+def test_the_webhook_secrets_come_from_their_own_secret_and_make_a_valid_configuration(
+    rendered: Resources,
+) -> None:
+    data = _settings_map(rendered)
+    assert not {"META_APP_SECRET", "META_WEBHOOK_VERIFY_TOKEN"} & set(data)
+    env = {e["name"]: e for e in _webhooks_container(rendered)["env"]}
+    assert env["META_APP_SECRET"]["valueFrom"] == {
+        "secretKeyRef": {"name": "campaign-executor-webhooks", "key": "app-secret"}
+    }
+    assert env["META_WEBHOOK_VERIFY_TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": "campaign-executor-webhooks", "key": "verify-token"}
+    }
+    assert "META_ACCESS_TOKEN" not in env, "the receiver never calls Meta"
+    require_webhook_secrets(
+        settings_from_env(data, META_APP_SECRET="s", META_WEBHOOK_VERIFY_TOKEN="t")
+    )
+
+
+def test_only_the_webhook_path_is_public_and_it_reaches_only_the_receivers_http_port(
+    rendered: Resources,
+) -> None:
+    from webhooks.app import PATH
+
+    ingress = _one(rendered, "Ingress", WEBHOOKS)
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["alb.ingress.kubernetes.io/scheme"] == "internet-facing"
+    assert annotations["alb.ingress.kubernetes.io/listen-ports"] == '[{"HTTPS": 443}]'
+    assert annotations["alb.ingress.kubernetes.io/healthcheck-path"] == "/readyz"
+    assert "defaultBackend" not in ingress["spec"]
+    paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+    assert [(p["path"], p["pathType"]) for p in paths] == [(PATH, "Exact")]
+    (backend,) = [p["backend"]["service"] for p in paths]
+    service = _one(rendered, "Service", backend["name"])
+    (routed,) = [p for p in service["spec"]["ports"] if p["name"] == backend["port"]["name"]]
+    assert routed["targetPort"] == "http", "never the metrics port"
+    pod_labels = _one(rendered, "Deployment", WEBHOOKS)["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    for other in (CONSUMER, API):
+        labels = _one(rendered, "Deployment", other)["spec"]["template"]["metadata"]["labels"]
+        assert not service["spec"]["selector"].items() <= labels.items(), other
+
+
+def test_the_receivers_metrics_are_scraped_as_their_own_job_its_pods_take_http_and_drain_one_by_one(
+    rendered: Resources,
+) -> None:
+    pod_labels = _one(rendered, "Deployment", WEBHOOKS)["spec"]["template"]["metadata"]["labels"]
+    service = _one(rendered, "Service", WEBHOOKS)
+    monitor = _one(rendered, "ServiceMonitor", WEBHOOKS)["spec"]
+    assert monitor["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    (endpoint,) = monitor["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
+    (scraped,) = [p for p in service["spec"]["ports"] if p["name"] == "metrics"]
+    assert scraped["targetPort"] == "metrics"
+    relabel = endpoint["relabelings"][0]
+    assert (relabel["targetLabel"], relabel["replacement"]) == ("job", WEBHOOKS)
+    consumer_service = _one(rendered, "Service", "campaign-consumer-metrics")
+    assert (
+        not monitor["selector"]["matchLabels"].items()
+        <= consumer_service["metadata"]["labels"].items()
+    ), "one job per workload"
+    own = _one(rendered, "NetworkPolicy", WEBHOOKS)["spec"]
+    assert own["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    (ingress,) = own["ingress"]
+    assert [p["port"] for p in ingress["ports"]] == ["http"]
+    engine = _one(rendered, "NetworkPolicy", "campaign-executor")["spec"]
+    assert engine["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    pdb = _one(rendered, "PodDisruptionBudget", WEBHOOKS)["spec"]
+    assert pdb["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert pdb["maxUnavailable"] < _one(rendered, "Deployment", WEBHOOKS)["spec"]["replicas"]

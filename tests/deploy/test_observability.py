@@ -1,7 +1,8 @@
 """deploy/grafana and deploy/prometheus: the dashboard and the alerts name only metrics that
-exist — those the consumer registers (campaigns/engine/metrics.py, read from a fresh registry), the
-series Prometheus makes itself (``up``), and the queue series yet-another-cloudwatch-exporter
-makes from deploy/prometheus/yace-sqs.yml — and promtool checks and unit-tests the alerts."""
+exist — those the consumer registers (campaigns/engine/metrics.py) and the webhook receiver
+registers (webhooks/metrics.py), each read from a fresh registry, the series Prometheus makes
+itself (``up``), and the queue series yet-another-cloudwatch-exporter makes from
+deploy/prometheus/yace-sqs.yml — and promtool checks and unit-tests the alerts."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from typing import Any
 import yaml
 from prometheus_client import CollectorRegistry
 
+from campaigns.domain.models import DeliveryStatus
 from campaigns.engine.metrics import EngineMetrics
 from tests.deploy.promql import metric_names
 from tests.deploy.support import DEPLOY, ROOT, load_json
+from webhooks.metrics import Outcome, WebhookMetrics
 
 DASHBOARD = DEPLOY / "grafana" / "campaigns-dashboard.json"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
@@ -36,15 +39,24 @@ ALERT_NAMES = {
     "CampaignNoConsumerUp",
     "CampaignQueueOldestMessageOld",
     "CampaignDeadLetterQueueNotEmpty",
+    "CampaignWebhookSignatureFailures",
+    "CampaignDeliveryFailureRatioHigh",
 }
 
 
-def consumer_metric_names() -> set[str]:
-    """The sample names the consumer can expose, from a fresh registry: what is collected
-    now, plus every sample name each family's type gives (labelled families have no samples
-    until a label value is first used)."""
-    registry = CollectorRegistry()
-    EngineMetrics(registry)
+def _registries() -> dict[str, CollectorRegistry]:
+    """A fresh registry per process that exports metrics: the consumer, the receiver."""
+    consumer, receiver = CollectorRegistry(), CollectorRegistry()
+    EngineMetrics(consumer)
+    WebhookMetrics(receiver)
+    return {"consumer": consumer, "webhooks": receiver}
+
+
+def consumer_metric_names(process: str = "consumer") -> set[str]:
+    """The sample names a process (``consumer`` or ``webhooks``) can expose, from a fresh
+    registry: what is collected now, plus every sample name each family's type gives
+    (labelled families have no samples until a label value is first used)."""
+    registry = _registries()[process]
     names: set[str] = set()
     for family in registry.collect():
         names.update(sample.name for sample in family.samples)
@@ -69,7 +81,8 @@ def exporter_metric_names() -> set[str]:
 
 
 def allowed_metric_names() -> set[str]:
-    return consumer_metric_names() | PROMETHEUS_MADE | exporter_metric_names()
+    exported = consumer_metric_names() | consumer_metric_names("webhooks")
+    return exported | PROMETHEUS_MADE | exporter_metric_names()
 
 
 def _panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -126,6 +139,15 @@ def test_the_allowed_names_are_the_consumers_plus_the_documented_exporters() -> 
         "campaign_queue_receive_errors_total",
     } <= consumer
     assert "campaign_messages_sent" not in consumer, "counters are exposed with _total"
+    assert {"campaign_deliveries_total", "campaign_receipts_poison_total"} <= consumer
+    receiver = consumer_metric_names("webhooks")
+    assert {
+        "campaign_webhook_requests_total",
+        "campaign_webhook_request_seconds_bucket",
+        "campaign_webhook_queue_ready",
+    } <= receiver
+    assert not receiver & {"campaign_messages_sent_total", "campaign_deliveries_total"}
+    assert allowed_metric_names() >= consumer | receiver
     assert exporter_metric_names() == {
         "aws_sqs_approximate_number_of_messages_visible_maximum",
         "aws_sqs_approximate_number_of_messages_not_visible_maximum",
@@ -149,16 +171,15 @@ def test_the_dashboard_names_no_metric_the_consumer_does_not_export() -> None:
     assert not unknown, unknown
 
 
-def test_the_dashboard_shows_every_metric_the_consumer_exports() -> None:
+def test_the_dashboard_shows_every_metric_the_consumer_and_the_receiver_export() -> None:
     used = {n for e in dashboard_expressions(load_json(DASHBOARD)) for n in metric_names(e)}
-    registry = CollectorRegistry()
-    EngineMetrics(registry)
-    for family in registry.collect():
-        names = {family.name + s for s in SUFFIXES[family.type] if s != "_created"}
-        assert names & used, f"{family.name} is on no panel"
+    for process, registry in _registries().items():
+        for family in registry.collect():
+            names = {family.name + s for s in SUFFIXES[family.type] if s != "_created"}
+            assert names & used, f"{process}: {family.name} is on no panel"
 
 
-def test_the_dashboard_has_a_stable_uid_a_datasource_variable_and_the_four_rows() -> None:
+def test_the_dashboard_has_a_stable_uid_a_datasource_variable_and_the_five_rows() -> None:
     dashboard = load_json(DASHBOARD)
     assert dashboard["uid"] == "campaign-executor"
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
@@ -170,7 +191,7 @@ def test_the_dashboard_has_a_stable_uid_a_datasource_variable_and_the_four_rows(
             for target in panel["targets"]:
                 assert target["datasource"]["uid"] == "${datasource}"
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
-    assert rows == ["Sending", "Guard", "Queue", "Consumers"]
+    assert rows == ["Sending", "Guard", "Queue", "Consumers", "Delivery"]
     ids = [p["id"] for p in _panels(dashboard)]
     assert len(ids) == len(set(ids))
 
@@ -215,12 +236,43 @@ def test_each_row_charts_what_the_issue_asks_of_it() -> None:
     } <= names["Queue"]
     assert any("by (outcome)" in e for e in rows["Queue"])
     assert {"up", "campaign_consumer_draining"} <= names["Consumers"]
+    assert {
+        "campaign_deliveries_total",
+        "campaign_webhook_requests_total",
+        "campaign_receipts_applied_total",
+        "campaign_receipts_unmatched_total",
+        "campaign_receipts_poison_total",
+    } <= names["Delivery"]
+    delivery = rows["Delivery"]
+    assert any('status="DELIVERED"' in e and 'status="FAILED"' in e for e in delivery)
+    assert any('status="READ"' in e and "/" in e for e in delivery), "the read rate"
+    (requests,) = [e for e in delivery if "campaign_webhook_requests_total" in e]
+    assert "by (outcome)" in requests
+    assert 'job="$webhooks_job"' in requests, "the receiver is its own scrape job"
+
+
+def test_the_webhook_alerts_read_the_receivers_outcomes_and_the_delivery_statuses() -> None:
+    rules = {r["alert"]: r["expr"] for r in alert_rules()}
+    signature = rules["CampaignWebhookSignatureFailures"]
+    assert f'outcome="{Outcome.BAD_SIGNATURE.value}"' in signature
+    assert 'job="campaign-webhooks"' in signature
+    ratio = rules["CampaignDeliveryFailureRatioHigh"]
+    statuses = set(re.findall(r'status="([A-Za-z_]+)"', ratio))
+    assert statuses == {DeliveryStatus.FAILED.value, DeliveryStatus.DELIVERED.value}
+    on_dashboard = {
+        s
+        for e in _panel_rows(load_json(DASHBOARD))["Delivery"]
+        for s in re.findall(r'status="([A-Za-z_]+)"', e)
+    }
+    assert on_dashboard <= {s.value for s in DeliveryStatus}, "the values the consumer labels"
+    assert "[30m]" in ratio
+    assert "> 0.1" in ratio
 
 
 # -- the alerts -----------------------------------------------------------------------------------
 
 
-def test_the_six_alerts_exist_with_severity_and_a_runbook_in_docs_deploy() -> None:
+def test_the_eight_alerts_exist_with_severity_and_a_runbook_in_docs_deploy() -> None:
     rules = alert_rules()
     assert {r["alert"] for r in rules} == ALERT_NAMES
     doc = DEPLOY_DOC.read_text()

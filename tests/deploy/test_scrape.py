@@ -17,6 +17,7 @@ import requests
 
 from campaigns.domain.models import CampaignStatus
 from tests.deploy.support import DEPLOY, free_port
+from tests.deploy.test_observability import ALERT_NAMES
 from tests.harness import Harness, valid_numbers, wait_until
 
 SCRAPE_INTERVAL = "1s"
@@ -126,7 +127,7 @@ def _rules(base: str) -> list[dict[str, Any]]:
 
 def _assert_every_alert_rule_loads_and_evaluates(base: str) -> None:
     rules = _rules(base)
-    assert len(rules) == 6
+    assert {rule["name"] for rule in rules} == ALERT_NAMES
     assert all(rule["type"] == "alerting" for rule in rules)
     assert wait_until(lambda: all(r.get("health") == "ok" for r in _rules(base)), timeout_s=15)
     firing = {r["name"] for r in _rules(base) if r["state"] == "firing"}
