@@ -56,7 +56,7 @@ class MemoryStore(MemoryDeliveries):
         self._shards = counter_shards
         self.campaigns: dict[str, Campaign] = {}
         self.recipients: dict[tuple[str, str], Recipient] = {}
-        self.suppressed: dict[str, str] = {}
+        self.suppressed: dict[str, set[str]] = {}  # phone -> the reasons it is suppressed for
         self.user_links: dict[str, str] = {}  # BSUID -> phone
         self.import_locks: dict[str, tuple[str, int]] = {}  # campaign -> (token, until_s)
         self.count_tokens: dict[str, dict[str, str]] = {}  # campaign -> slot -> "<s>:<hex>"
@@ -266,7 +266,7 @@ class MemoryStore(MemoryDeliveries):
 
     def suppress(self, phone: str, reason: str) -> None:
         with self._lock:
-            self.suppressed[phone] = reason
+            self.suppressed.setdefault(phone, set()).add(reason)
             self.writes += 1
 
     # -- the import lock -------------------------------------------------------------------

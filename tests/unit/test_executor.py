@@ -321,7 +321,7 @@ def test_a_recipient_level_rejection_fails_it_after_one_request_and_refunds_its_
     assert rig.campaign().failed_count == 1
     assert rig.metric("campaign_messages_failed_total", error_code=f"META_{code}") == 1
     assert rig.metric("campaign_send_retries_total", error_code=f"META_{code}") == 0
-    assert rig.store.suppressed == ({failing: "META_131050"} if code == 131050 else {})
+    assert rig.store.suppressed == ({failing: {"META_131050"}} if code == 131050 else {})
 
 
 def test_an_unclassified_client_error_is_logged_as_such(rig: Rig) -> None:
