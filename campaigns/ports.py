@@ -64,6 +64,11 @@ class CampaignStore(Protocol):
         """Add ``reason`` to the number's suppression reasons (idempotent)."""
         ...
 
+    def find_suppressed(self, phones: Sequence[str]) -> set[str]:
+        """The numbers among ``phones`` on the suppression list, in one read (the send path
+        calls it once per batch)."""
+        ...
+
 
 class RecipientStore(Protocol):
     def claim(

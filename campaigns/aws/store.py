@@ -3,7 +3,8 @@
 A thin facade over the store's roles, each in its own module:
 
 - ``campaign_records``: campaign items (create, read, list, transition), the import lock;
-- ``suppressions``: the suppression list, a set of reasons per number (suppress, unsuppress);
+- ``suppressions``: the suppression list, a set of reasons per number (suppress, unsuppress,
+  and the send path's batched check);
 - ``counters``: the sharded, idempotent sent/failed/unknown counts and ``totalRecipients``;
 - ``leases``: the recipient lease state machine (claim, record_attempt, release, commits,
   expire_lease, requeue_unknown);
@@ -18,7 +19,7 @@ loss would leave state wrong retry under ``campaigns.aws.retrying.store_writes``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from campaigns.aws.campaign_records import CampaignRecords
@@ -115,6 +116,9 @@ class DynamoStore:
 
     def suppress(self, phone: str, reason: str) -> None:
         self._suppressions.suppress(phone, reason)
+
+    def find_suppressed(self, phones: Sequence[str]) -> set[str]:
+        return self._suppressions.find_suppressed(phones)
 
     def lock_import(self, campaign_id: str, token: str, now_s: float) -> None:
         self._campaigns.lock_import(campaign_id, token, now_s)

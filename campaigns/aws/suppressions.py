@@ -16,22 +16,27 @@ write is conditional, none is a read-modify-write:
   between the two leaves a reasonless item: the number stays suppressed (the safe side).
   An old item is deleted IF its ``reason`` still is the one lifted.
 
-Any item present suppresses its number, whatever reasons it holds (populate's check reads
-only the keys).
+Any item present suppresses its number, whatever reasons it holds: populate's check
+(``campaigns.aws.bulk``) and the send path's, ``find_suppressed(phones)`` (one consistent
+``BatchGetItem`` of the batch's keys, its unprocessed keys tried again), read only the keys.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from campaigns.aws.dynamo import (
+    MAX_BATCH_GET,
     Refused,
     Table,
     WriteToken,
+    call,
     deserialize,
     text,
 )
-from campaigns.aws.items import suppression_key
+from campaigns.aws.items import SUPPRESSION_PREFIX, item_key, suppression_key
+from campaigns.aws.retrying import unprocessed_batches
 from campaigns.domain.clock import iso_utc
 from campaigns.domain.errors import StoreUnavailable
 from campaigns.ports import Clock
@@ -62,6 +67,7 @@ class Suppressions:
         self._table = table
         self._clock = clock
         self._retry = retry
+        self._unprocessed = unprocessed_batches(clock)
 
     def suppress(self, phone: str, reason: str) -> None:
         key = suppression_key(phone)
@@ -156,3 +162,34 @@ class Suppressions:
             )
         except Refused:
             return  # a reason was added meanwhile (or the item is gone): it stands as it is
+
+    def find_suppressed(self, phones: Sequence[str]) -> set[str]:
+        """The numbers among ``phones`` on the suppression list: one consistent BatchGetItem
+        per 100 numbers, its unprocessed keys tried again."""
+        found: set[str] = set()
+        unique = list(dict.fromkeys(phones))
+        for start in range(0, len(unique), MAX_BATCH_GET):
+            keys = [suppression_key(p) for p in unique[start : start + MAX_BATCH_GET]]
+            pending: dict[str, Any] = {
+                self._table.name: {
+                    "Keys": keys,
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "PK, SK",
+                }
+            }
+
+            def get_pending() -> dict[str, Any]:
+                nonlocal pending
+                request = pending
+                response: Any = call(
+                    "BatchGetItem",
+                    lambda: self._table.client.batch_get_item(RequestItems=request),
+                )
+                for item in response.get("Responses", {}).get(self._table.name, []):
+                    found.add(item_key(item)[0].removeprefix(SUPPRESSION_PREFIX))
+                pending = dict(response.get("UnprocessedKeys") or {})
+                return pending
+
+            if self._unprocessed(get_pending):
+                raise StoreUnavailable("DynamoDB BatchGetItem left keys unprocessed")
+        return found

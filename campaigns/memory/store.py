@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -268,6 +268,10 @@ class MemoryStore(MemoryDeliveries):
         with self._lock:
             self.suppressed.setdefault(phone, set()).add(reason)
             self.writes += 1
+
+    def find_suppressed(self, phones: Sequence[str]) -> set[str]:
+        with self._lock:
+            return {p for p in phones if p in self.suppressed}
 
     # -- the import lock -------------------------------------------------------------------
 

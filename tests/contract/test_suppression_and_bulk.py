@@ -134,3 +134,29 @@ def test_an_unsuppress_whose_answer_was_lost_still_reports_the_lift(family: Fami
     assert _suppressed(family, PHONES[0])
     assert family.store.unsuppress(PHONES[0], KEYWORD) is True
     assert not _suppressed(family, PHONES[0])
+
+
+def test_find_suppressed_names_the_suppressed_numbers_among_the_ones_asked(
+    family: Family,
+) -> None:
+    family.store.suppress(PHONES[0], KEYWORD)
+    family.store.suppress(PHONES[2], OPTED_OUT)
+    family.legacy_suppression("919800000009", PREFERENCES)
+
+    assert family.store.find_suppressed([*PHONES, "919800000009"]) == {
+        PHONES[0],
+        PHONES[2],
+        "919800000009",
+    }
+    assert family.store.find_suppressed(PHONES[1:2]) == set()
+    assert family.store.find_suppressed([]) == set()
+    family.store.unsuppress(PHONES[0], KEYWORD)
+    assert family.store.find_suppressed(PHONES) == {PHONES[2]}
+
+
+def test_find_suppressed_reads_more_numbers_than_one_batch_get_holds(family: Family) -> None:
+    phones = [f"9198000{n:05d}" for n in range(130)]
+    for phone in phones[::10]:
+        family.store.suppress(phone, KEYWORD)
+
+    assert family.store.find_suppressed([*phones, phones[0]]) == set(phones[::10])
