@@ -60,7 +60,14 @@ class CampaignStore(Protocol):
 
     def count_statuses(self, campaign_id: str) -> StatusCounts: ...
 
-    def suppress(self, phone: str, reason: str) -> None: ...
+    def suppress(self, phone: str, reason: str) -> None:
+        """Add ``reason`` to the number's suppression reasons (idempotent)."""
+        ...
+
+    def find_suppressed(self, phones: Sequence[str]) -> set[str]:
+        """The numbers among ``phones`` on the suppression list, in one read (the send path
+        calls it once per batch)."""
+        ...
 
 
 class RecipientStore(Protocol):
@@ -83,7 +90,7 @@ class RecipientStore(Protocol):
 
 class DeliveryStore(Protocol):
     """What the status webhooks write (campaigns/engine/receipts.py): delivery reports merged
-    into recipients and counters, the BSUID → phone link, lifting a suppression, and the
+    into recipients and counters, the BSUID → phone link, lifting a suppression reason, and the
     campaigns a template or account event pauses."""
 
     def apply_delivery(self, report: DeliveryReport) -> DeliveryApplied:
@@ -104,7 +111,9 @@ class DeliveryStore(Protocol):
     def phone_for_user(self, user_id: str) -> str | None: ...
 
     def unsuppress(self, phone: str, reason: str) -> bool:
-        """Lift the number's suppression only if it was for ``reason``; True if lifted."""
+        """Remove ``reason`` from the number's suppression reasons; the number stays suppressed
+        while any other reason stands. True if ``reason`` was held (and is now lifted); False,
+        changing nothing, if it was not."""
         ...
 
     def running_campaigns(self) -> list[Campaign]:

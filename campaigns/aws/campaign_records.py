@@ -1,5 +1,6 @@
-"""Campaign items: create, read, list, the state machine's transitions, the suppression list,
-and the import lock (one populate at a time, and no start or resume while it runs)."""
+"""Campaign items: create, read, list, the state machine's transitions, and the import lock
+(one populate at a time, and no start or resume while it runs). The suppression list is
+``campaigns.aws.suppressions``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from campaigns.aws.dynamo import (
     Table,
     WriteToken,
     number,
-    serialize,
     text,
 )
 from campaigns.aws.items import (
@@ -25,7 +25,6 @@ from campaigns.aws.items import (
     campaign_key,
     item_key,
     new_campaign_item,
-    suppression_key,
 )
 from campaigns.domain.clock import iso_utc
 from campaigns.domain.errors import (
@@ -161,14 +160,6 @@ class CampaignRecords:
                 ) from None
             raise InvalidTransition(str(current), action.value) from None
         return campaign_from_item(written.item)
-
-    def suppress(self, phone: str, reason: str) -> None:
-        created_at = iso_utc(self._clock.now())
-        self._table.put(
-            suppression_key(phone)
-            | serialize({"phone": phone, "reason": reason, "createdAt": created_at}),
-            retry=self._retry,
-        )
 
     # -- the import lock ----------------------------------------------------------------------
 

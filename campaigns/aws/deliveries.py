@@ -53,7 +53,6 @@ from campaigns.aws.items import (
     recipient_from_item,
     recipient_key,
     recipient_of_key,
-    suppression_key,
     user_link_key,
 )
 from campaigns.domain.clock import iso_utc
@@ -172,18 +171,6 @@ class Deliveries:
         item = self._campaigns.get(user_link_key(user_id))
         phone = item.get("phone", {}).get("S") if item else None
         return str(phone) if phone else None
-
-    def unsuppress(self, phone: str, reason: str) -> bool:
-        try:
-            self._campaigns.delete(
-                suppression_key(phone),
-                condition="#r = :r",
-                names={"#r": "reason"},
-                values={":r": text(reason)},
-            )
-        except Refused:
-            return False
-        return True
 
 
 def _recipient_update(current: Recipient, change: DeliveryChange) -> dict[str, Any]:

@@ -238,7 +238,12 @@ class Table:
         return self._write("PutItem", lambda: self.client.put_item(**request), landed, retry)
 
     def delete(
-        self, key: Item, *, condition: str, names: Mapping[str, str], values: Mapping[str, Any]
+        self,
+        key: Item,
+        *,
+        condition: str,
+        names: Mapping[str, str],
+        values: Mapping[str, Any] | None = None,
     ) -> None:
         """One conditional DeleteItem (``Refused`` when the condition fails)."""
         request: dict[str, Any] = {
@@ -246,8 +251,9 @@ class Table:
             "Key": key,
             "ConditionExpression": condition,
             "ExpressionAttributeNames": dict(names),
-            "ExpressionAttributeValues": dict(values),
         }
+        if values:  # DynamoDB refuses an empty ExpressionAttributeValues
+            request["ExpressionAttributeValues"] = dict(values)
         call("DeleteItem", lambda: self.client.delete_item(**request))
 
     def update(

@@ -2,15 +2,16 @@
 
 A thin facade over the store's roles, each in its own module:
 
-- ``campaign_records``: campaign items (create, read, list, transition), the suppression list,
-  the import lock;
+- ``campaign_records``: campaign items (create, read, list, transition), the import lock;
+- ``suppressions``: the suppression list, a set of reasons per number (suppress, unsuppress,
+  and the send path's batched check);
 - ``counters``: the sharded, idempotent sent/failed/unknown counts and ``totalRecipients``;
 - ``leases``: the recipient lease state machine (claim, record_attempt, release, commits,
   expire_lease, requeue_unknown);
 - ``recipients``: reading a campaign's recipients;
 - ``deliveries``: the status webhooks' writes (``campaigns.ports.DeliveryStore``): delivery
   reports merged into recipients and counters (one TransactWriteItems), the wamid lookup
-  through the recipients table's GSI, the BSUID link, lifting a suppression.
+  through the recipients table's GSI, the BSUID link.
 
 All of them reach DynamoDB through ``campaigns.aws.dynamo`` (the edge), and the writes whose
 loss would leave state wrong retry under ``campaigns.aws.retrying.store_writes``.
@@ -18,7 +19,7 @@ loss would leave state wrong retry under ``campaigns.aws.retrying.store_writes``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from campaigns.aws.campaign_records import CampaignRecords
@@ -28,6 +29,7 @@ from campaigns.aws.dynamo import Table
 from campaigns.aws.leases import Leases
 from campaigns.aws.recipients import RecipientReads
 from campaigns.aws.retrying import STORE_WRITE_ATTEMPTS, store_writes
+from campaigns.aws.suppressions import Suppressions
 from campaigns.domain.clock import SystemClock
 from campaigns.domain.models import (
     Action,
@@ -76,6 +78,7 @@ class DynamoStore:
         )
         self._leases = Leases(recipients, the_clock, retry)
         self._recipients = RecipientReads(recipients)
+        self._suppressions = Suppressions(campaigns, the_clock, retry)
         self._deliveries = Deliveries(
             campaigns, recipients, the_clock, retry, counter_shards or settings.counter_shards
         )
@@ -112,7 +115,10 @@ class DynamoStore:
         return self._campaigns.transition(campaign_id, action, pause_reason=pause_reason)
 
     def suppress(self, phone: str, reason: str) -> None:
-        self._campaigns.suppress(phone, reason)
+        self._suppressions.suppress(phone, reason)
+
+    def find_suppressed(self, phones: Sequence[str]) -> set[str]:
+        return self._suppressions.find_suppressed(phones)
 
     def lock_import(self, campaign_id: str, token: str, now_s: float) -> None:
         self._campaigns.lock_import(campaign_id, token, now_s)
@@ -198,7 +204,7 @@ class DynamoStore:
         return self._deliveries.phone_for_user(user_id)
 
     def unsuppress(self, phone: str, reason: str) -> bool:
-        return self._deliveries.unsuppress(phone, reason)
+        return self._suppressions.unsuppress(phone, reason)
 
     def running_campaigns(self) -> list[Campaign]:
         """``list_campaigns``' scan, the RUNNING ones (oldest first)."""

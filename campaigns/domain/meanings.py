@@ -61,6 +61,7 @@ META_MEANINGS: Final[Mapping[int, str]] = {
 }
 
 ENGINE_MEANINGS: Final[Mapping[str, str]] = {
+    "SUPPRESSED": "The number opted out (it is on the suppression list): nothing was sent",
     "META_CONNECT": "Could not connect to the Cloud API (nothing was sent)",
     "META_TIMEOUT": "The Cloud API did not answer in time: the message may or may not have been "
     "sent",

@@ -83,6 +83,9 @@ IMPORT_LOCK_S = 900
 # The pause reason of an operator's pause, and the UNKNOWN reason of a lease that ran out.
 OPERATOR_PAUSE_REASON = "Paused by operator"
 LEASE_EXPIRED = "lease expired"
+# The errorCode of a PENDING recipient whose number was on the suppression list when its batch
+# was sent: failed without a request to Meta (the user opted out after it was imported).
+SUPPRESSED_CODE = "SUPPRESSED"
 
 
 def new_campaign_id() -> str:

@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from campaigns.domain.errors import InvalidTransition
-from campaigns.domain.models import Action, Claim, PauseReason
+from campaigns.domain.models import SUPPRESSED_CODE, Action, Claim, PauseReason
 from campaigns.domain.phones import mask
 from campaigns.engine.cache import CampaignCache
 from campaigns.engine.metrics import EngineMetrics
@@ -64,6 +64,22 @@ class Committer:
                 campaign_id=claim.recipient.campaign_id,
                 phone=mask(claim.recipient.phone),
                 error_code=code,
+            )
+        summary.record(claim.recipient.phone, RecipientOutcome.FAILED)
+
+    def suppressed(self, claim: Claim, summary: BatchSummary) -> None:
+        """The number opted out after it was imported: FAILED without a request to Meta and
+        without a unit of the cap (none was reserved), counted in failedCount."""
+        result = self._store.commit_failed(claim, SUPPRESSED_CODE, self._clock.now())
+        self._metrics.failed.labels(error_code=SUPPRESSED_CODE).inc()
+        if result.committed:
+            unknown = -1 if result.was_unknown else 0
+            self.count(claim.recipient.campaign_id, failed=1, unknown=unknown)
+            self._log.info(
+                "recipient.suppressed",
+                campaign_id=claim.recipient.campaign_id,
+                phone=mask(claim.recipient.phone),
+                error_code=SUPPRESSED_CODE,
             )
         summary.record(claim.recipient.phone, RecipientOutcome.FAILED)
 

@@ -1,10 +1,17 @@
 """The per-batch executor: decides what happens to each recipient of one batch message.
 
-It makes no boto3 or HTTP calls of its own; its collaborators are passed in. For each
-recipient, in this order, and nothing sent before its guard passed: the campaign must still
-be RUNNING; claim it (PENDING → SENDING); reserve one unit of the cap; send (paced); commit
-the outcome; count it. The order is chosen so a crash between two writes errs on the safe
-side (see docs/reliability.md). The writes of each outcome are in ``commit.py``.
+It makes no boto3 or HTTP calls of its own; its collaborators are passed in. Once per batch,
+before the first send, it reads which of the batch's numbers are on the suppression list (one
+read, not one per recipient). Then for each recipient, in this order, and nothing sent before
+its guard passed: the campaign must still be RUNNING; claim it (PENDING → SENDING); a
+suppressed number is committed FAILED (``SUPPRESSED``: no unit reserved, no request to Meta);
+reserve one unit of the cap; send (paced); commit the outcome; count it. The order is chosen
+so a crash between two writes errs on the safe side (see docs/reliability.md). The writes of
+each outcome are in ``commit.py``.
+
+The suppression check is per batch: a number suppressed after the batch's read (an opt-out
+webhook applied while the batch is sending, at most one batch of ``MAX_BATCH_SIZE`` numbers
+paced at the send rate) is still sent to in that batch; every later batch skips it.
 """
 
 from __future__ import annotations
@@ -122,10 +129,11 @@ class BatchExecutor:
         summary = BatchSummary(campaign_id=message.campaign_id, batch_id=message.batch_id)
         log = self._log.bind(campaign_id=message.campaign_id, batch_id=message.batch_id)
         try:
+            suppressed = self._store.find_suppressed(message.phones)
             for phone in message.phones:
                 if stop.is_set():
                     raise _Stop(BatchOutcome.RELEASED)
-                self._one(message.campaign_id, phone, summary, stop)
+                self._one(message.campaign_id, phone, summary, stop, phone in suppressed)
         except _Stop as stopped:
             summary.outcome = stopped.outcome
             if stopped.outcome in (BatchOutcome.RELEASED, BatchOutcome.DEFERRED):
@@ -143,7 +151,12 @@ class BatchExecutor:
     # -- one recipient -------------------------------------------------------------------
 
     def _one(
-        self, campaign_id: str, phone: str, summary: BatchSummary, stop: threading.Event
+        self,
+        campaign_id: str,
+        phone: str,
+        summary: BatchSummary,
+        stop: threading.Event,
+        suppressed: bool,
     ) -> None:
         campaign = self._cache.get(campaign_id)
         if campaign is None:
@@ -156,6 +169,9 @@ class BatchExecutor:
             self._not_claimed(campaign_id, phone, result.current, summary)
             return
         claim = result.claim
+        if suppressed:  # opted out after the import: nobody is silently dropped
+            self._commit.suppressed(claim, summary)
+            return
         try:
             reservation = self._guard.reserve(self._clock.now())
         except StoreUnavailable:

@@ -23,7 +23,7 @@ class MemoryDeliveries:
     _lock: threading.RLock
     campaigns: dict[str, Campaign]
     recipients: dict[tuple[str, str], Recipient]
-    suppressed: dict[str, str]
+    suppressed: dict[str, set[str]]
     user_links: dict[str, str]
     writes: int
 
@@ -65,9 +65,12 @@ class MemoryDeliveries:
 
     def unsuppress(self, phone: str, reason: str) -> bool:
         with self._lock:
-            if self.suppressed.get(phone) != reason:
+            reasons = self.suppressed.get(phone)
+            if reasons is None or reason not in reasons:
                 return False
-            del self.suppressed[phone]
+            reasons.discard(reason)
+            if not reasons:  # the last reason lifted: the number is no longer suppressed
+                del self.suppressed[phone]
             self.writes += 1
             return True
 

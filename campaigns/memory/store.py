@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -56,7 +56,7 @@ class MemoryStore(MemoryDeliveries):
         self._shards = counter_shards
         self.campaigns: dict[str, Campaign] = {}
         self.recipients: dict[tuple[str, str], Recipient] = {}
-        self.suppressed: dict[str, str] = {}
+        self.suppressed: dict[str, set[str]] = {}  # phone -> the reasons it is suppressed for
         self.user_links: dict[str, str] = {}  # BSUID -> phone
         self.import_locks: dict[str, tuple[str, int]] = {}  # campaign -> (token, until_s)
         self.count_tokens: dict[str, dict[str, str]] = {}  # campaign -> slot -> "<s>:<hex>"
@@ -266,8 +266,12 @@ class MemoryStore(MemoryDeliveries):
 
     def suppress(self, phone: str, reason: str) -> None:
         with self._lock:
-            self.suppressed[phone] = reason
+            self.suppressed.setdefault(phone, set()).add(reason)
             self.writes += 1
+
+    def find_suppressed(self, phones: Sequence[str]) -> set[str]:
+        with self._lock:
+            return {p for p in phones if p in self.suppressed}
 
     # -- the import lock -------------------------------------------------------------------
 

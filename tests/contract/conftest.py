@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Protocol
 import pytest
 
 from campaigns.aws.bulk import BulkRecipients
+from campaigns.aws.dynamo import serialize
 from campaigns.aws.guard import DynamoCapGuard
+from campaigns.aws.items import suppression_key
 from campaigns.aws.queue import SqsQueue, resolve_queue_url
 from campaigns.aws.store import DynamoStore
 from campaigns.domain.clock import iso_utc
@@ -61,6 +63,7 @@ class Family:
     clock: ManualClock
     lose_next_answer: Callable[[], None]  # the next write lands, its answer is lost (retried)
     sharded: Callable[[int], ContractStore]  # another store on the same data, N counter shards
+    legacy_suppression: Callable[[str, str], None]  # an item as the code before reason sets wrote
 
     def campaign(self, status: CampaignStatus = CampaignStatus.DRAFT, name: str = "c") -> str:
         campaign_id = new_campaign_id()
@@ -90,7 +93,18 @@ def _memory_family() -> Family:
         other.campaigns, other.recipients = store.campaigns, store.recipients
         return other
 
-    return Family("memory", store, MemoryBulk(store), clock, store.lose_next_answer, sharded)
+    def legacy_suppression(phone: str, reason: str) -> None:
+        store.suppressed[phone] = {reason}  # the fake has one layout: a one-reason set
+
+    return Family(
+        "memory",
+        store,
+        MemoryBulk(store),
+        clock,
+        store.lose_next_answer,
+        sharded,
+        legacy_suppression,
+    )
 
 
 def _dynamodb_family(settings: Settings, client: DynamoDBClient) -> Family:
@@ -103,7 +117,21 @@ def _dynamodb_family(settings: Settings, client: DynamoDBClient) -> Family:
     def sharded(shards: int) -> ContractStore:
         return DynamoStore(client, settings, clock, counter_shards=shards)
 
-    return Family("dynamodb", store, bulk, clock, lambda: decider.set_plan(LOST_ANSWER), sharded)
+    def legacy_suppression(phone: str, reason: str) -> None:
+        old = {"phone": phone, "reason": reason, "createdAt": "2025-06-01T00:00:00.000Z"}
+        client.put_item(
+            TableName=settings.campaigns_table, Item=suppression_key(phone) | serialize(old)
+        )
+
+    return Family(
+        "dynamodb",
+        store,
+        bulk,
+        clock,
+        lambda: decider.set_plan(LOST_ANSWER),
+        sharded,
+        legacy_suppression,
+    )
 
 
 @pytest.fixture(params=FAMILIES)

@@ -571,6 +571,7 @@ def test_the_consumer_policy_is_the_hot_path_only(campaign_run: Run) -> None:
             "dynamodb:Query",
             "dynamodb:DeleteItem",  # the status webhooks: unsuppress
             "dynamodb:Scan",  # the status webhooks: running_campaigns
+            "dynamodb:BatchGetItem",  # the executor's per-batch suppression check
             "sqs:GetQueueUrl",
             "sqs:ReceiveMessage",
             "sqs:DeleteMessage",
@@ -684,6 +685,7 @@ def test_the_consumer_policy_refuses_what_the_consumer_has_no_business_doing(
     assert allows(consumer, "dynamodb:Query", index)
     assert not allows(consumer, "dynamodb:Scan", index)
     assert not allows(consumer, "dynamodb:BatchWriteItem", recipients)
+    assert not allows(consumer, "dynamodb:BatchGetItem", recipients)  # suppressions only
     assert not allows(consumer, "dynamodb:DeleteItem", recipients)
     assert not allows(consumer, "dynamodb:GetItem", resource_arn("dynamodb", "other", region))
     assert not allows(consumer, "sqs:SendMessage", queue)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -321,7 +321,94 @@ def test_a_recipient_level_rejection_fails_it_after_one_request_and_refunds_its_
     assert rig.campaign().failed_count == 1
     assert rig.metric("campaign_messages_failed_total", error_code=f"META_{code}") == 1
     assert rig.metric("campaign_send_retries_total", error_code=f"META_{code}") == 0
-    assert rig.store.suppressed == ({failing: "META_131050"} if code == 131050 else {})
+    assert rig.store.suppressed == ({failing: {"META_131050"}} if code == 131050 else {})
+
+
+# -- opted out after the import ----------------------------------------------------------------
+
+
+class CountingStore(RecordingStore):
+    """Counts the suppression reads; optionally fails them (DynamoDB gone)."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+        self.suppression_reads: list[tuple[str, ...]] = []
+
+    def find_suppressed(self, phones: Sequence[str]) -> set[str]:
+        self.suppression_reads.append(tuple(phones))
+        if self.fail:
+            raise StoreUnavailable("DynamoDB BatchGetItem failed: InternalServerError")
+        return super().find_suppressed(phones)
+
+
+def test_a_pending_recipient_who_opted_out_is_failed_as_suppressed_without_a_request(
+    rig: Rig,
+) -> None:
+    rig.store.suppress(PHONES[1], "keyword")
+    rig.store.suppress(PHONES[3], "user_preferences")
+
+    with capture_logs() as logs:
+        summary = rig.run()
+
+    for phone in (PHONES[1], PHONES[3]):
+        assert rig.sender.requests_for(phone) == 0
+        recipient = rig.recipient(phone)
+        assert (recipient.status, recipient.error_code) == (RecipientStatus.FAILED, "SUPPRESSED")
+        assert summary.outcomes[phone] is RecipientOutcome.FAILED
+    assert [m.to for m in rig.sender.sent] == [PHONES[0], PHONES[2], PHONES[4]]
+    assert rig.guard.usage(rig.clock.now()).used == 3  # no unit reserved for them
+    assert rig.guard.refunds == 0
+    campaign = rig.campaign()
+    assert (campaign.sent_count, campaign.failed_count, campaign.unknown_count) == (3, 2, 0)
+    assert campaign.status is CampaignStatus.COMPLETED  # nobody left pending
+    assert rig.metric("campaign_messages_failed_total", error_code="SUPPRESSED") == 2
+    events = [e for e in logs if e["event"] == "recipient.suppressed"]
+    assert sorted(e["phone"] for e in events) == ["9198******01", "9198******03"]
+    assert {e["campaign_id"] for e in events} == {rig.campaign_id}
+
+
+def test_the_suppression_list_is_read_once_per_batch_not_per_recipient() -> None:
+    store = CountingStore()
+    campaign_id, _ = running_store(PHONES, store)
+    rig = Rig(store=store, campaign_id=campaign_id)
+
+    rig.run(rig.batch(PHONES[:3]))
+    rig.run(rig.batch(PHONES[3:]))
+
+    assert store.suppression_reads == [tuple(PHONES[:3]), tuple(PHONES[3:])]
+
+
+def test_a_batch_whose_suppression_read_fails_sends_nothing_and_is_left_for_redelivery() -> None:
+    campaign_id, store = running_store(PHONES, CountingStore(fail=True))
+    rig = Rig(store=store, campaign_id=campaign_id)
+
+    summary = rig.run()
+
+    assert summary.outcome is BatchOutcome.ERROR
+    assert_untouched(rig, PHONES)
+
+
+def test_a_number_suppressed_while_its_batch_sends_is_skipped_from_the_next_batch_on(
+    rig: Rig,
+) -> None:
+    """The window of the per-batch check: an opt-out applied after the batch read the list
+    does not stop that batch's send to the number; every later batch skips it."""
+
+    def opt_out_meanwhile(message: TemplateMessage) -> Outcome:
+        if message.to == PHONES[0]:
+            rig.store.suppress(PHONES[1], "keyword")  # the webhook lands mid-batch
+            rig.store.suppress(PHONES[3], "keyword")
+        return SendAccepted(f"wamid.{message.to}", "accepted")
+
+    rig.answer_with(opt_out_meanwhile)
+
+    rig.run(rig.batch(PHONES[:2]))  # PHONES[1]: in the batch already being sent
+    rig.run(rig.batch(PHONES[2:]))  # PHONES[3]: a later batch
+
+    assert rig.recipient(PHONES[1]).status is RecipientStatus.SENT
+    assert rig.sender.requests_for(PHONES[3]) == 0
+    assert rig.recipient(PHONES[3]).error_code == "SUPPRESSED"
 
 
 def test_an_unclassified_client_error_is_logged_as_such(rig: Rig) -> None:

@@ -314,7 +314,7 @@ def test_131050_after_acceptance_suppresses_the_number() -> None:
         )
     )
 
-    assert world.store.suppressed == {PHONES[0]: "META_131050"}
+    assert world.store.suppressed == {PHONES[0]: {"META_131050"}}
     recipient = world.store.recipient(CAMPAIGN_ID, PHONES[0])
     assert recipient.delivery_error_code == "META_131050"
     assert world.sample("campaign_suppressions_total", reason="META_131050") == 1
@@ -340,7 +340,10 @@ def test_user_preferences_stop_suppresses_by_number_or_by_a_linked_bsuid() -> No
     world.apply(text_body("hello", phone=PHONES[1], user_id=BSUID))  # the contact links them
     world.apply(preference_body("stop", user_id=BSUID))
 
-    assert world.store.suppressed == {PHONES[0]: "user_preferences", PHONES[1]: "user_preferences"}
+    assert world.store.suppressed == {
+        PHONES[0]: {"user_preferences"},
+        PHONES[1]: {"user_preferences"},
+    }
 
 
 def test_a_stop_for_an_unknown_bsuid_is_logged_and_suppresses_nothing() -> None:
@@ -364,7 +367,18 @@ def test_resume_lifts_only_a_user_preferences_suppression() -> None:
     summary = world.apply(*[preference_body("resume", phone=p) for p in PHONES[:3]])
 
     assert summary.unsuppressed == 1
-    assert world.store.suppressed == {PHONES[1]: "META_131050", PHONES[2]: "keyword"}
+    assert world.store.suppressed == {PHONES[1]: {"META_131050"}, PHONES[2]: {"keyword"}}
+
+
+def test_a_keyword_stop_stands_after_a_user_preferences_stop_and_resume() -> None:
+    world = World()
+    world.apply(text_body("STOP", phone=PHONES[0]))
+    world.apply(preference_body("stop", phone=PHONES[0]))
+
+    summary = world.apply(preference_body("resume", phone=PHONES[0]))
+
+    assert summary.unsuppressed == 1  # the user_preferences reason is lifted...
+    assert world.store.suppressed == {PHONES[0]: {"keyword"}}  # ...the keyword opt-out stands
 
 
 @pytest.mark.parametrize(
@@ -385,7 +399,7 @@ def test_an_inbound_keyword_suppresses_only_when_it_is_the_whole_message(
 
     world.apply(text_body(text, phone=PHONES[0]))
 
-    assert world.store.suppressed == ({PHONES[0]: "keyword"} if suppressed else {})
+    assert world.store.suppressed == ({PHONES[0]: {"keyword"}} if suppressed else {})
 
 
 def test_a_keyword_from_a_username_user_reaches_the_number_through_the_status_link() -> None:
@@ -399,7 +413,7 @@ def test_a_keyword_from_a_username_user_reaches_the_number_through_the_status_li
 
     world.apply(text_body("stop", user_id=BSUID))  # the number withheld
 
-    assert world.store.suppressed == {PHONES[2]: "keyword"}
+    assert world.store.suppressed == {PHONES[2]: {"keyword"}}
 
 
 def test_a_users_later_statuses_do_not_read_the_bsuid_link_again() -> None:

@@ -326,7 +326,27 @@ def test_a_suppressed_number_is_stored_with_its_reason(dynamo_store: DynamoStore
         TableName=dynamo_store.campaigns_table, Key=suppression_key(PHONE), ConsistentRead=True
     )
     item = deserialize(response["Item"])
-    assert (item["phone"], item["reason"]) == (PHONE, "META_131050")
+    assert (item["phone"], item["reason"], item["reasons"]) == (
+        PHONE,
+        "META_131050",
+        {"META_131050"},
+    )
+
+
+def test_a_second_reason_joins_the_set_and_the_old_reason_attribute_names_the_latest(
+    dynamo_store: DynamoStore,
+) -> None:
+    dynamo_store.suppress(PHONE, "keyword")
+    dynamo_store.suppress(PHONE, "user_preferences")
+
+    response = dynamo_store.client.get_item(
+        TableName=dynamo_store.campaigns_table, Key=suppression_key(PHONE), ConsistentRead=True
+    )
+    item = deserialize(response["Item"])
+    assert (item["reason"], item["reasons"]) == (
+        "user_preferences",
+        {"keyword", "user_preferences"},
+    )
 
 
 def test_an_unreachable_table_is_store_unavailable(aws_settings: Settings) -> None:
