@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import NoReturn
 
 import uvicorn
 
 from api.app import Build, create_app
 from campaigns import logging as logs
 from campaigns.domain.errors import CampaignError, ConfigError
-from campaigns.domain.exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_UNAVAILABLE, EXIT_USAGE
+from campaigns.domain.exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_UNAVAILABLE
 from campaigns.settings import load_settings
+from campaigns.web.args import port_number, service_parser
 from campaigns.web.serving import ReadyServer, announce, listen, stop_signals_remembered, url_of
 from campaigns.wiring import build_operator
 
@@ -24,23 +23,11 @@ PROG = "campaign-api"
 DEFAULT_PORT = 8081
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        print(f"{PROG}: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
-    return int(text)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="The operator API and its executor console.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="0 picks a free port")
-    parser.add_argument("--ready-file", type=Path, help='write {"url": ...} here once listening')
+    parser = service_parser(PROG, "The operator API and its executor console.")
+    parser.add_argument(
+        "--port", type=port_number, default=DEFAULT_PORT, help="0 picks a free port"
+    )
     return parser
 
 

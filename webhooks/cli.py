@@ -13,15 +13,14 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
-from pathlib import Path
-from typing import NoReturn
 
 import uvicorn
 
 from campaigns import logging as logs
 from campaigns.domain.errors import ConfigError
-from campaigns.domain.exitcodes import EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_USAGE
+from campaigns.domain.exitcodes import EXIT_CONFIG, EXIT_UNAVAILABLE
 from campaigns.settings import Settings, load_settings, require_webhook_secrets
+from campaigns.web.args import port_number, service_parser
 from campaigns.web.serving import (
     ByPort,
     ReadyServer,
@@ -38,26 +37,16 @@ from webhooks.outbox import QueueFactory
 PROG = "campaign-webhooks"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        print(f"{PROG}: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
-    return int(text)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Receive Meta's WhatsApp webhooks into SQS.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=_port, help="WEBHOOK_PORT by default; 0 picks a free port")
+    parser = service_parser(PROG, "Receive Meta's WhatsApp webhooks into SQS.")
     parser.add_argument(
-        "--metrics-port", type=_port, help="WEBHOOK_METRICS_PORT by default; 0 picks a free port"
+        "--port", type=port_number, help="WEBHOOK_PORT by default; 0 picks a free port"
     )
-    parser.add_argument("--ready-file", type=Path, help='write {"url": ...} here once listening')
+    parser.add_argument(
+        "--metrics-port",
+        type=port_number,
+        help="WEBHOOK_METRICS_PORT by default; 0 picks a free port",
+    )
     return parser
 
 
