@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from campaigns.domain.errors import QueueUnavailable
-from campaigns.domain.webhooks import UndecodableReceipt, parse
+from campaigns.domain.webhook_events import UndecodableReceipt
+from campaigns.domain.webhooks import parse
 from campaigns.engine.metrics import EngineMetrics
 from campaigns.engine.receipts import ReceiptApplier
 from campaigns.logging import get_logger

@@ -20,7 +20,7 @@ from campaigns.domain.models import (
     DeliveryStatus,
     PauseReason,
 )
-from campaigns.domain.webhooks import (
+from campaigns.domain.webhook_events import (
     AccountEvent,
     CapabilityEvent,
     ContactSeen,

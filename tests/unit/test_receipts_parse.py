@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from campaigns.domain.webhooks import (
+from campaigns.domain.webhook_events import (
     AccountEvent,
     CapabilityEvent,
     ContactSeen,
@@ -20,8 +20,8 @@ from campaigns.domain.webhooks import (
     TemplateStatusEvent,
     UndecodableReceipt,
     callback_target,
-    parse,
 )
+from campaigns.domain.webhooks import parse
 
 CAMPAIGN_ID = "cmp_2f1d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b"
 PHONE = "919876543210"
