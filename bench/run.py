@@ -10,6 +10,8 @@ measured and writes ``bench/results.json``. Not a test: nothing here asserts a t
    own process for its peak RSS) versus a naive per-item producer.
 5. The operator API (``bench/api_bench.py``): GET /api/campaigns/{id} per second, and a
    100,000-row CSV uploaded and imported through the API versus the CLI's import.
+6. Status webhooks (``bench/receipts_bench.py``): applied per second by one receipts thread,
+   and DynamoDB requests per status on the real adapter.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import api_bench
+from bench import api_bench, receipts_bench
 from campaigns.aws import clients as aws
 from campaigns.aws.clients import dynamodb_client, sqs_client
 from campaigns.aws.provision import provision
@@ -409,7 +411,26 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                     f"{naive['peak_rss_mb']} MB",
                 )
             )
-    return rows + api_rows(results["api"])
+    return rows + api_rows(results["api"]) + receipts_rows(results["receipts"])
+
+
+def receipts_rows(receipts: dict[str, Any]) -> list[tuple[str, str, str]]:
+    memory, moto = receipts["in_memory"], receipts["moto"]
+    return [
+        (
+            f"status webhooks applied, one thread, {memory['statuses']:,} statuses",
+            "(reported)",
+            f"{memory['per_s_one_thread']:,}/s (parse + apply, in-memory store); "
+            f"{memory['cpu_ms_per_status']} ms CPU each",
+        ),
+        (
+            "DynamoDB requests per status (real adapter)",
+            "(reported)",
+            f"{moto['dynamodb_writes_per_status']} writes + {moto['dynamodb_reads_per_status']} "
+            f"reads; {moto['transactions_per_status']} transactions; "
+            f"{moto['write_units_per_status']} WCU",
+        ),
+    ]
 
 
 def api_rows(api: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -440,28 +461,30 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="campaign-bench-"))
     started = time.perf_counter()
     results: dict[str, Any] = {"smoke": smoke, "machine": {"cpus": os.cpu_count()}}
-    print("1/5 send rate …", flush=True)
+    print("1/6 send rate …", flush=True)
     results["send_rate"] = send_rate(workdir / "rate", 100 if smoke else 2000, 80.0)
     results["seed_loop"] = seed_loop(workdir / "seed", 10 if smoke else 100)
     results["send_rate_throttled"] = send_rate(
         workdir / "throttled", 100 if smoke else 1000, 80.0, throttle=0.1
     )
-    print("2/5 round trips on the moto stack …", flush=True)
+    print("2/6 round trips on the moto stack …", flush=True)
     results["round_trips"] = round_trips(workdir / "trips", 50 if smoke else 500)
-    print("3/5 engine overhead …", flush=True)
+    print("3/6 engine overhead …", flush=True)
     results["engine_overhead"] = engine_overhead(500 if smoke else 20_000)
-    print("4/5 producer at scale …", flush=True)
+    print("4/6 producer at scale …", flush=True)
     results["producer"] = producer_at_scale(
         workdir / "producer",
         [1000] if smoke else [100_000, 1_000_000],
         1000 if smoke else 100_000,
     )
-    print("5/5 operator API …", flush=True)
+    print("5/6 operator API …", flush=True)
     results["api"] = api_bench.figures(
         workdir / "api",
         recipients_csv(workdir / "producer", 1000 if smoke else 100_000),
         smoke=smoke,
     )
+    print("6/6 status webhooks applied …", flush=True)
+    results["receipts"] = receipts_bench.figures(smoke=smoke)
     results["total_s"] = round(time.perf_counter() - started, 1)
     rows = table(results)
     results["table"] = [{"measure": m, "goal": g, "measured": v} for m, g, v in rows]
