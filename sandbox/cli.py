@@ -29,7 +29,9 @@ from typing import Any
 from campaigns.domain.errors import ConfigError
 from campaigns.domain.exitcodes import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from campaigns.settings import Settings, load_settings
-from sandbox.stack import ApiProcess, LocalStack, StackError
+from sandbox.cloudapi import SandboxControl
+from sandbox.cloudapi.webhookconfig import SANDBOX_APP_SECRET
+from sandbox.stack import ApiProcess, LocalStack, StackError, _spawn
 
 DEFAULT_API_PORT = 8081
 DEFAULT_WORKDIR = Path(".sandbox")
@@ -66,6 +68,8 @@ class Sandbox:
     stack: LocalStack
     exports: dict[str, str] = field(default_factory=dict)
     api: ApiProcess | None = None
+    webhooks: subprocess.Popen[bytes] | None = None
+    webhooks_url: str = ""
     consumers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     consumer_ports: list[int] = field(default_factory=list)
     operator_key: str | None = None
@@ -76,6 +80,8 @@ class Sandbox:
         named = dict(zip(names, self.stack.processes, strict=False))  # fewer while starting
         if self.api is not None and self.api.proc is not None:
             named["operator API"] = self.api.proc
+        if self.webhooks is not None:
+            named["webhook receiver"] = self.webhooks
         named |= {f"consumer {n}": proc for n, proc in enumerate(self.consumers, 1)}
         return named
 
@@ -132,6 +138,9 @@ def _exports(stack: LocalStack, settings: Settings, keys: str) -> dict[str, str]
         "RECIPIENTS_TABLE": settings.recipients_table,
         "CAMPAIGN_QUEUE_NAME": settings.campaign_queue_name,
         "OPERATOR_API_KEYS": keys,
+        # The emulator signs its status webhooks with this; the receiver checks it.
+        "META_APP_SECRET": SANDBOX_APP_SECRET,
+        "META_WEBHOOK_VERIFY_TOKEN": "sandbox-verify-token",
     }
 
 
@@ -196,15 +205,28 @@ def start(
     sandbox.provisioned = _init(_child_env(sandbox.exports), sandbox.workdir)
     sandbox.api = ApiProcess(sandbox.workdir, _child_env(sandbox.exports), port=args.api_port)
     sandbox.api.start()
+    _start_receiver(sandbox)
     _start_consumers(sandbox, args.consumers, stopping)
+
+
+def _start_receiver(sandbox: Sandbox) -> None:
+    """campaign-webhooks, and the emulator told to post its signed status webhooks there."""
+    args = ["-m", "webhooks", "--port", "0", "--metrics-port", "0"]
+    workdir = sandbox.workdir
+    sandbox.webhooks, url = _spawn(
+        args, workdir / "webhooks.ready", workdir / "webhooks.log", _child_env(sandbox.exports)
+    )
+    sandbox.webhooks_url = f"{url}/webhooks/whatsapp"
+    SandboxControl(sandbox.stack.cloudapi_url).configure_webhooks(
+        url=sandbox.webhooks_url, app_secret=SANDBOX_APP_SECRET
+    )
 
 
 def stop(sandbox: Sandbox, stopping: Stopping) -> None:
     """Consumers and the API first (their drain still talks to AWS), then the stack; each
     group gets SIGTERM and STOP_TIMEOUT_S (a second Ctrl-C cuts it short), then SIGKILL."""
-    first = list(sandbox.consumers)
-    if sandbox.api is not None and sandbox.api.proc is not None:
-        first.append(sandbox.api.proc)
+    stack = sandbox.stack.processes
+    first = [proc for proc in sandbox.children().values() if proc not in stack]
     for group in (first, list(sandbox.stack.processes)):
         for proc in group:
             if proc.poll() is None:
@@ -228,6 +250,7 @@ def _ready(sandbox: Sandbox) -> dict[str, Any]:
         "cloudapiUrl": sandbox.stack.cloudapi_url,
         "apiUrl": api_url,
         "consoleUrl": f"{api_url}/",
+        "webhooksUrl": sandbox.webhooks_url,
         "operatorKey": sandbox.operator_key,
         "exports": sandbox.exports,
         "unset": list(UNSET),
@@ -243,6 +266,7 @@ def banner(sandbox: Sandbox) -> str:
         f"  AWS endpoint (moto)    {ready['awsUrl']}",
         f"  Cloud API emulator     {ready['cloudapiUrl']}",
         f"  operator API           {ready['apiUrl']}   (OpenAPI: {ready['apiUrl']}/docs)",
+        f"  webhook receiver       {ready['webhooksUrl']}   (the emulator posts signed statuses)",
     ]
     for n, port in enumerate(sandbox.consumer_ports, 1):
         lines.append(f"  consumer {n}             metrics on http://127.0.0.1:{port}/metrics")

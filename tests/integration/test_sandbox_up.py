@@ -144,8 +144,10 @@ def test_sandbox_up_prints_working_exports_runs_the_api_and_stops_every_child_on
         "AWS endpoint",
         "Cloud API emulator",
         "operator API",
+        "webhook receiver",
         "consumer 1",
     }
+    assert f"webhook receiver       {up.ready['webhooksUrl']}" in printed
 
     # Another shell, with nothing but the printed exports: the CLI works against the stack...
     created = up.producer("create", "--name", "by hand", "--template", "order_update")
@@ -179,6 +181,10 @@ def test_sandbox_up_prints_working_exports_runs_the_api_and_stops_every_child_on
         lambda: up.producer("status", campaign_id)["status"] == "COMPLETED", timeout_s=60
     )
     assert up.producer("status", campaign_id)["sentCount"] == len(phones)
+    # The emulator's signed statuses reach the receiver, and the consumer applies them.
+    assert wait_until(
+        lambda: up.producer("status", campaign_id)["deliveredCount"] == len(phones), timeout_s=60
+    )
 
     up.proc.send_signal(signal.SIGTERM)
     _, err = up.proc.communicate(timeout=STOP_TIMEOUT_S)
