@@ -8,11 +8,13 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from campaigns.domain.clock import SystemClock
 from campaigns.domain.message import BatchMessage, decode
@@ -57,6 +59,17 @@ RECIPIENT_FIELDS = {
     "errorCode": "error_code",
     "unknownReason": "unknown_reason",
 }
+
+
+@pytest.fixture(autouse=True)
+def own_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No host variable reaches the settings; structlog's config is restored after. Imported
+    by the conftest of each suite that builds an HTTP app (tests/api, tests/webhooks)."""
+    for name in SETTINGS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def national(count: int, start: int = 0) -> list[str]:

@@ -3,23 +3,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import structlog
 
 from campaigns.memory import MemoryQueue
-from tests.unit.producer_support import SETTINGS_VARIABLES
+from tests.unit.producer_support import own_environment  # noqa: F401 (autouse)
 from tests.webhooks.support import TestClient, settings
 from webhooks.app import create_app, create_metrics_app
 from webhooks.metrics import WebhookMetrics
-
-
-@pytest.fixture(autouse=True)
-def _own_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No host variable reaches the settings; structlog's config is restored after."""
-    for name in SETTINGS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
 
 
 @pytest.fixture
