@@ -39,6 +39,9 @@ class CommitResult:
 
     committed: bool
     was_unknown: bool = False
+    # commit_sent(held=True) marked the recipient's deliveryStatus HELD (so heldCount +1); not
+    # when a status webhook had reached the recipient first.
+    marked_held: bool = False
 
 
 class CampaignStore(Protocol):
@@ -55,6 +58,7 @@ class CampaignStore(Protocol):
         sent: int = 0,
         failed: int = 0,
         unknown: int = 0,
+        held: int = 0,
         slot: str | None = None,
     ) -> Campaign | None: ...
 
@@ -79,7 +83,12 @@ class RecipientStore(Protocol):
 
     def release(self, claim: Claim, *, refund_attempt: bool, halted: bool = False) -> bool: ...
 
-    def commit_sent(self, claim: Claim, message_id: str, now_s: float) -> CommitResult: ...
+    def commit_sent(
+        self, claim: Claim, message_id: str, now_s: float, *, held: bool = False
+    ) -> CommitResult:
+        """SENDING (or UNKNOWN, our lease expired) → SENT; with ``held`` (Meta answered
+        held_for_quality_assessment) also deliveryStatus HELD unless a status came first."""
+        ...
 
     def commit_failed(self, claim: Claim, error_code: str, now_s: float) -> CommitResult: ...
 
@@ -142,7 +151,8 @@ class OperatorStore(CampaignStore, Protocol):
     def add_total(self, campaign_id: str, inserted: int) -> None: ...
 
     def set_counter(self, campaign_id: str, name: str, expected: int | None, value: int) -> bool:
-        """Make counter ``name`` (``sentCount``...) ``value`` if it still is ``expected``."""
+        """Make counter ``name`` (``sentCount``..., or a tally key) ``value`` if it still is
+        ``expected``."""
         ...
 
     def prune_count_tokens(self, campaign_id: str, older_than_s: float) -> int: ...

@@ -25,6 +25,7 @@ from campaigns.aws.items import (
     campaign_partition,
     item_key,
     shard_key,
+    tallies_of,
 )
 from campaigns.domain.errors import CampaignNotFound
 from campaigns.domain.models import Campaign
@@ -37,13 +38,13 @@ COUNT_TOKEN_PREFIX = "countToken_"  # noqa: S105 (an attribute name, not a secre
 # Campaign field -> attribute of the counts the batch threads ADD (and shards hold).
 _COUNTS = {
     field_name: campaign_attribute(field_name)
-    for field_name in ("sent_count", "failed_count", "unknown_count")
+    for field_name in ("sent_count", "failed_count", "unknown_count", "held_count")
 }
 # Every count a shard may hold: the batch threads' and the status webhooks'
 # (campaigns.aws.deliveries), all summed with the metadata item's on read.
 SHARDED_COUNTS = _COUNTS | {
     field_name: campaign_attribute(field_name)
-    for field_name in ("delivered_count", "read_count", "delivery_failed_count")
+    for field_name in ("delivered_count", "read_count", "delivery_failed_count", "held_count")
 }
 
 
@@ -83,12 +84,16 @@ def with_shards(campaign: Campaign, shards: list[Item]) -> Campaign:
     if not shards:
         return campaign
     totals = dict.fromkeys(SHARDED_COUNTS, 0)
+    tallies = dict(campaign.tallies)
     for item in shards:
         data = deserialize(item)
         for field_name, attribute in SHARDED_COUNTS.items():
             totals[field_name] += int(data.get(attribute, 0))
+        for name, count in tallies_of(data).items():
+            tallies[name] = tallies.get(name, 0) + count
     return replace(
         campaign,
+        tallies={name: count for name, count in tallies.items() if count},
         **{
             field_name: getattr(campaign, field_name) + total
             for field_name, total in totals.items()
@@ -116,11 +121,17 @@ class Counters:
         sent: int = 0,
         failed: int = 0,
         unknown: int = 0,
+        held: int = 0,
         slot: str | None = None,
     ) -> Campaign | None:
         """``ADD`` to the campaign counts; returns the campaign as it now is (None when the
         counts are sharded: one shard alone does not tell the campaign's state)."""
-        deltas = {"sent_count": sent, "failed_count": failed, "unknown_count": unknown}
+        deltas = {
+            "sent_count": sent,
+            "failed_count": failed,
+            "unknown_count": unknown,
+            "held_count": held,
+        }
         adds = [(_COUNTS[field_name], delta) for field_name, delta in deltas.items() if delta]
         if not adds:
             return read_partition(self._table, campaign_id).campaign()

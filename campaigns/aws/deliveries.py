@@ -46,7 +46,7 @@ from campaigns.aws.dynamo import (
 from campaigns.aws.items import (
     MESSAGE_ID,
     MESSAGE_ID_INDEX,
-    campaign_attribute,
+    counter_attribute,
     delivery_shard_key,
     encoded_value,
     recipient_attribute,
@@ -138,7 +138,7 @@ class Deliveries:
             raise _LostRace from None
 
     def _counter_update(self, report: DeliveryReport, change: DeliveryChange) -> dict[str, Any]:
-        names = {f"#c{i}": campaign_attribute(name) for i, name in enumerate(change.counts)}
+        names = {f"#c{i}": counter_attribute(name) for i, name in enumerate(change.counts)}
         values = {f":c{i}": number(delta) for i, delta in enumerate(change.counts.values())}
         update: dict[str, Any] = {
             "UpdateExpression": "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(names))),

@@ -21,6 +21,7 @@ from campaigns.domain.models import (
     RecipientStatus,
     TemplateParam,
 )
+from campaigns.domain.tallies import is_tally
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
@@ -135,6 +136,7 @@ CAMPAIGN_ATTRIBUTES: Final[Mapping[str, _Attribute]] = {
     "delivered_count": _Attribute("deliveredCount", 0, created=False),
     "read_count": _Attribute("readCount", 0, created=False),
     "delivery_failed_count": _Attribute("deliveryFailedCount", 0, created=False),
+    "held_count": _Attribute("heldCount", 0, created=False),
     "created_at": _Attribute("createdAt"),
     "pause_reason": _Attribute("pauseReason", created=False),
     "started_at": _Attribute("startedAt", created=False),
@@ -150,6 +152,7 @@ CAMPAIGN_COUNTERS: Final = (
     "delivered_count",
     "read_count",
     "delivery_failed_count",
+    "held_count",
 )
 # Written on every new campaign item for the seed's readers; never read back.
 _CAMPAIGN_CONSTANTS: Final = {"channel": "WHATSAPP", "audienceType": "CSV"}
@@ -179,7 +182,20 @@ def campaign_from_item(item: Mapping[str, Any]) -> Campaign:
     values["status"] = CampaignStatus(values["status"])
     for counter in CAMPAIGN_COUNTERS:
         values[counter] = int(values[counter])
+    values["tallies"] = {name: count for name, count in tallies_of(data).items() if count}
     return Campaign(**values)
+
+
+def tallies_of(data: Mapping[str, Any]) -> dict[str, int]:
+    """The tally attributes (``deliveryFailed:<code>``, ``billed:<category>:<cc>``) of one
+    deserialised campaign or counter-shard item."""
+    return {name: int(value) for name, value in data.items() if is_tally(name)}
+
+
+def counter_attribute(name: str) -> str:
+    """The attribute a delivery count is ADDed to: a ``Campaign`` counter field's attribute, or
+    the tally key itself (``campaigns.domain.tallies`` checked its parts)."""
+    return name if is_tally(name) else campaign_attribute(name)
 
 
 # Recipient field -> its attribute. A new item holds phone, status, attempts and params; the

@@ -26,13 +26,20 @@ from campaigns.aws.dynamo import (
 )
 from campaigns.aws.items import RECIPIENT_ATTRIBUTES, recipient_from_item, recipient_key
 from campaigns.domain.clock import iso_utc
-from campaigns.domain.models import LEASE_EXPIRED, Claim, Recipient, RecipientStatus
+from campaigns.domain.models import (
+    LEASE_EXPIRED,
+    Claim,
+    DeliveryStatus,
+    Recipient,
+    RecipientStatus,
+)
 from campaigns.ports import ClaimResult, Clock, CommitResult
 
 if TYPE_CHECKING:
     from tenacity import Retrying
 
 _STATUS = {"#s": "status"}
+_DELIVERY_STATUS = RECIPIENT_ATTRIBUTES["delivery_status"].name
 _SENDING = text(RecipientStatus.SENDING.value)
 _PENDING = text(RecipientStatus.PENDING.value)
 _UNKNOWN = text(RecipientStatus.UNKNOWN.value)
@@ -143,8 +150,12 @@ class Leases:
             return False
         return True
 
-    def commit_sent(self, claim: Claim, message_id: str, now_s: float) -> CommitResult:
-        return self._commit(claim, RecipientStatus.SENT, ("messageId", message_id), "sentAt", now_s)
+    def commit_sent(
+        self, claim: Claim, message_id: str, now_s: float, *, held: bool = False
+    ) -> CommitResult:
+        return self._commit(
+            claim, RecipientStatus.SENT, ("messageId", message_id), "sentAt", now_s, held=held
+        )
 
     def commit_failed(self, claim: Claim, error_code: str, now_s: float) -> CommitResult:
         return self._commit(
@@ -170,9 +181,12 @@ class Leases:
         now_s: float,
         *,
         from_unknown: bool = True,
+        held: bool = False,
     ) -> CommitResult:
         """SENDING → final, conditional on our lease. The owner stays on the item, so an
-        outcome learned after our lease expired to UNKNOWN still resolves it exactly."""
+        outcome learned after our lease expired to UNKNOWN still resolves it exactly. With
+        ``held``, deliveryStatus becomes HELD only if no status webhook wrote one first
+        (``if_not_exists``); the old item returned tells which (``marked_held``)."""
         condition = "leaseOwner = :o AND (#s = :sending"
         condition += " OR #s = :unknown)" if from_unknown else ")"
         field, value = outcome
@@ -186,24 +200,39 @@ class Leases:
         }
         if from_unknown:
             values[":unknown"] = _UNKNOWN
+        sets = f"SET #s = :st, {field} = :v, {stamp_field} = :now, {_FINISHED_AT} = :fin"
+        names = dict(_STATUS)
+        if held:
+            sets += ", #d = if_not_exists(#d, :held)"
+            names["#d"] = _DELIVERY_STATUS
+            values[":held"] = text(DeliveryStatus.HELD.value)
         try:
             written = self._table.update(
                 _key(claim),
-                f"SET #s = :st, {field} = :v, {stamp_field} = :now, {_FINISHED_AT} = :fin "
-                "REMOVE leaseUntil",
+                sets + " REMOVE leaseUntil",
                 condition=condition,
-                names=_STATUS,
+                names=names,
                 values=values,
-                returns="UPDATED_OLD",
+                # ALL_OLD with held: the old deliveryStatus is there whether or not
+                # if_not_exists kept it (UPDATED_OLD may leave out an unchanged value).
+                returns="ALL_OLD" if held else "UPDATED_OLD",
                 landed=_holds_outcome(status, claim.owner, field, value),
                 retry=self._retry,
             )
         except Refused:
             return CommitResult(committed=False)
+        found = deserialize(written.item)
         if written.replayed:  # the item as it is now, not its old status
-            return CommitResult(committed=True)
-        old = deserialize(written.item).get("status")
-        return CommitResult(committed=True, was_unknown=old == RecipientStatus.UNKNOWN.value)
+            # Only this commit writes HELD (a status webhook never does): HELD now is ours.
+            return CommitResult(
+                committed=True,
+                marked_held=held and found.get(_DELIVERY_STATUS) == DeliveryStatus.HELD.value,
+            )
+        return CommitResult(
+            committed=True,
+            was_unknown=found.get("status") == RecipientStatus.UNKNOWN.value,
+            marked_held=held and _DELIVERY_STATUS not in found,
+        )
 
     def expire_lease(self, recipient: Recipient, now_s: float) -> bool:
         """A SENDING recipient whose lease expired was claimed by a process that died: it may

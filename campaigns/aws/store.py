@@ -135,10 +135,11 @@ class DynamoStore:
         sent: int = 0,
         failed: int = 0,
         unknown: int = 0,
+        held: int = 0,
         slot: str | None = None,
     ) -> Campaign | None:
         return self._counters.add_counts(
-            campaign_id, sent=sent, failed=failed, unknown=unknown, slot=slot
+            campaign_id, sent=sent, failed=failed, unknown=unknown, held=held, slot=slot
         )
 
     def add_total(self, campaign_id: str, inserted: int) -> None:
@@ -174,8 +175,10 @@ class DynamoStore:
     def release(self, claim: Claim, *, refund_attempt: bool, halted: bool = False) -> bool:
         return self._leases.release(claim, refund_attempt=refund_attempt, halted=halted)
 
-    def commit_sent(self, claim: Claim, message_id: str, now_s: float) -> CommitResult:
-        return self._leases.commit_sent(claim, message_id, now_s)
+    def commit_sent(
+        self, claim: Claim, message_id: str, now_s: float, *, held: bool = False
+    ) -> CommitResult:
+        return self._leases.commit_sent(claim, message_id, now_s, held=held)
 
     def commit_failed(self, claim: Claim, error_code: str, now_s: float) -> CommitResult:
         return self._leases.commit_failed(claim, error_code, now_s)

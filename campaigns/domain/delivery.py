@@ -18,17 +18,26 @@ of the same reports give one end state:
 - ``deliveredAt`` is the earliest time of a report at DELIVERED or above (a READ without a
   DELIVERED sets it), ``readAt`` the earliest READ: a late report with an earlier timestamp
   moves them back, although it changes nothing else;
-- ``userId`` and ``pricingCategory`` are filled from the first report that carries them;
+- ``userId`` is filled from the first report that carries one, ``pricingCategory`` from the
+  first whose pricing object is billable (``billable`` true or not said);
+- ``heldCount`` counts the recipients still HELD (sent as held_for_quality_assessment, no
+  status since): any report lifts HELD, since every status ranks above it;
+- the tallies (``campaigns.domain.tallies``) count the FAILED recipients by error code and the
+  billable deliveries (DELIVERED or READ with a billable category) by category and calling
+  code. All counters are ``state_counts`` summed over the recipients: a report moves them by
+  ``state_counts(after) - state_counts(before)``;
 - any report about an UNKNOWN recipient proves the send: it becomes SENT with the report's
   wamid, ``unknownCount`` -1 and ``sentCount`` +1 — once, since it is no longer UNKNOWN after.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from campaigns.domain import tallies
 from campaigns.domain.models import (
     DELIVERY_RANK,
     DeliveryApplied,
@@ -37,6 +46,7 @@ from campaigns.domain.models import (
     Recipient,
     RecipientStatus,
 )
+from campaigns.domain.phones import calling_code
 
 _DELIVERED_RANK = DELIVERY_RANK[DeliveryStatus.DELIVERED]
 
@@ -44,9 +54,10 @@ _DELIVERED_RANK = DELIVERY_RANK[DeliveryStatus.DELIVERED]
 @dataclass(frozen=True)
 class DeliveryChange:
     """The writes one report asks for: ``sets`` maps ``Recipient`` fields to their new values
-    (None: remove it), ``counts`` maps ``Campaign`` counter fields to their (non-zero) deltas.
-    ``changed``: the deliveryStatus moved up; ``sets`` may hold writes without that (an
-    earlier timestamp, a first userId)."""
+        (None: remove it), ``counts`` maps ``Campaign`` counter fields and tally keys
+    (``campaigns.domain.tallies``) to their (non-zero) deltas.
+        ``changed``: the deliveryStatus moved up; ``sets`` may hold writes without that (an
+        earlier timestamp, a first userId)."""
 
     before: DeliveryStatus | None
     after: DeliveryStatus | None
@@ -87,41 +98,60 @@ def merge_delivery(recipient: Recipient, report: DeliveryReport) -> DeliveryChan
     changed = rank(report.status) > rank(before)
     after = report.status if changed else before
     sets: dict[str, Any] = {}
-    counts: dict[str, int] = {}
     if changed:
         sets["delivery_status"] = after
         if after is DeliveryStatus.FAILED:
             sets["delivery_error_code"] = report.error_code
         elif recipient.delivery_error_code is not None:
             sets["delivery_error_code"] = None  # delivered after all: the failure is void
-        counts = {
-            "delivered_count": _delivered(after) - _delivered(before),
-            "read_count": _is(after, DeliveryStatus.READ) - _is(before, DeliveryStatus.READ),
-            "delivery_failed_count": _is(after, DeliveryStatus.FAILED)
-            - _is(before, DeliveryStatus.FAILED),
-        }
     if _delivered(report.status) and _earlier(report.at_s, recipient.delivered_at):
         sets["delivered_at"] = report.at_s
     if report.status is DeliveryStatus.READ and _earlier(report.at_s, recipient.read_at):
         sets["read_at"] = report.at_s
     if report.user_id is not None and recipient.user_id is None:
         sets["user_id"] = report.user_id
-    if report.pricing_category is not None and recipient.pricing_category is None:
-        sets["pricing_category"] = report.pricing_category
+    billable = report.billable is not False
+    category = tallies.category_of(report.pricing_category) if billable else None
+    if category is not None and recipient.pricing_category is None:
+        sets["pricing_category"] = category
+    sets = {name: value for name, value in sets.items() if value != getattr(recipient, name)}
+    counts = state_counts(replace(recipient, **sets))
+    counts.subtract(state_counts(recipient))  # keeps the negative deltas (unlike ``-``)
     resolves = recipient.status is RecipientStatus.UNKNOWN
     if resolves:
         sets["status"] = RecipientStatus.SENT
-        if report.message_id is not None:
+        if report.message_id is not None and report.message_id != recipient.message_id:
             sets["message_id"] = report.message_id
-        counts |= {"unknown_count": -1, "sent_count": 1}
+        counts.update({"unknown_count": -1, "sent_count": 1})
     return DeliveryChange(
         before=before,
         after=after,
         changed=changed,
         resolves_unknown=resolves,
-        sets={name: value for name, value in sets.items() if value != getattr(recipient, name)},
+        sets=sets,
         counts={name: delta for name, delta in counts.items() if delta},
     )
+
+
+def state_counts(recipient: Recipient) -> Counter[str]:
+    """The delivery counters one recipient stands for: the campaign's counters are the sum of
+    this over its recipients (``reconcile`` recounts them so), and a report moves them by the
+    difference between the recipient after and before it."""
+    status = recipient.delivery_status
+    counts: Counter[str] = Counter()
+    if status is None:
+        return counts
+    delivered = _delivered(status)
+    counts["delivered_count"] = delivered
+    counts["read_count"] = _is(status, DeliveryStatus.READ)
+    counts["held_count"] = _is(status, DeliveryStatus.HELD)
+    if status is DeliveryStatus.FAILED:
+        counts["delivery_failed_count"] = 1
+        counts[tallies.failure_key(recipient.delivery_error_code)] = 1
+    if delivered and recipient.pricing_category is not None:
+        key = tallies.billed_key(recipient.pricing_category, calling_code(recipient.phone))
+        counts[key] = 1
+    return counts
 
 
 def _earlier(at_s: float, current: float | None) -> bool:

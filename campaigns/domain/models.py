@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from campaigns.domain import tallies
 from campaigns.domain.errors import InvalidInput
 
 CAMPAIGN_ID_RE = re.compile(
@@ -131,6 +132,10 @@ class Campaign:
     delivered_count: int = 0  # recipients delivered or read (a read implies delivered)
     read_count: int = 0
     delivery_failed_count: int = 0  # failed after acceptance (by webhook)
+    held_count: int = 0  # sent, answered held_for_quality_assessment, no status since
+    # Keyed counters (campaigns.domain.tallies): failures by code, billable deliveries; the
+    # stores leave out the ones at zero, so equal counts make equal campaigns.
+    tallies: Mapping[str, int] = field(default_factory=dict, hash=False)
     pause_reason: str | None = None
     parameter_format: str = "POSITIONAL"
     created_at: str | None = None
@@ -162,6 +167,16 @@ class Campaign:
         """Read ÷ delivered (0..1); None while nothing was delivered."""
         return _ratio(self.read_count, self.delivered_count)
 
+    @property
+    def delivery_failures(self) -> dict[str, int]:
+        """Error code → recipients whose delivery failed with it."""
+        return tallies.failures(self.tallies)
+
+    @property
+    def billed(self) -> dict[tuple[str, str], int]:
+        """(pricing category, calling code) → billable deliveries."""
+        return tallies.billed(self.tallies)
+
     def to_public(self) -> dict[str, Any]:
         """The shape the CLI prints with ``--json`` (the table's attribute names)."""
         return {
@@ -178,6 +193,12 @@ class Campaign:
             "deliveredCount": self.delivered_count,
             "readCount": self.read_count,
             "deliveryFailedCount": self.delivery_failed_count,
+            "deliveryFailures": self.delivery_failures,
+            "heldCount": self.held_count,
+            "billable": [
+                {"category": category, "callingCode": code, "count": count}
+                for (category, code), count in self.billed.items()
+            ],
             "deliveryRate": self.delivery_rate,
             "readRate": self.read_rate,
             "progress": self.progress_percent,
@@ -216,7 +237,9 @@ class Recipient:
     read_at: float | None = None
     delivery_error_code: str | None = None  # "META_131050" of a FAILED report
     user_id: str | None = None  # the business-scoped user id (BSUID) a report carried
-    pricing_category: str | None = None  # as the report's pricing object named it
+    # The category of the first billable pricing object a report carried (None: none yet, or
+    # every one said billable false).
+    pricing_category: str | None = None
 
     @property
     def tries(self) -> int:
@@ -268,6 +291,11 @@ class TemplateMessage:
     callback_data: str | None = None
 
 
+# The send answer's message_status of a message Meta holds back while it assesses the
+# template's quality (template pacing); the recipient is SENT with deliveryStatus HELD.
+HELD_FOR_QUALITY = "held_for_quality_assessment"
+
+
 @dataclass(frozen=True)
 class SendAccepted:
     message_id: str  # the wamid
@@ -285,7 +313,8 @@ class DeliveryReport:
     message_id: str | None  # the wamid
     error_code: str | None  # "META_131050" for FAILED
     user_id: str | None  # the BSUID (recipient_user_id)
-    pricing_category: str | None = None  # stored as is on the recipient
+    pricing_category: str | None = None  # pricing.category, as is
+    billable: bool | None = None  # pricing.billable (None: not said; counted as billable)
 
 
 @dataclass(frozen=True)

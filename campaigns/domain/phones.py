@@ -42,6 +42,15 @@ def normalise(raw: str, default_region: str = DEFAULT_REGION) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
+def calling_code(phone: str) -> str:
+    """The country calling code of E.164 digits (``447700900123`` → ``44``); ``0`` when the
+    digits are not a number phonenumbers can read (never raised: it only labels a count)."""
+    try:
+        return str(phonenumbers.parse("+" + phone.lstrip("+")).country_code)
+    except phonenumbers.NumberParseException:
+        return "0"
+
+
 def mask(phone: str) -> str:
     """``919876543210`` → ``9198******10``: enough to correlate, not enough to dial."""
     digits = phone.lstrip("+")

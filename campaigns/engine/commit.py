@@ -11,7 +11,14 @@ import uuid
 from typing import Any
 
 from campaigns.domain.errors import InvalidTransition
-from campaigns.domain.models import SUPPRESSED_CODE, Action, Claim, PauseReason
+from campaigns.domain.models import (
+    HELD_FOR_QUALITY,
+    SUPPRESSED_CODE,
+    Action,
+    Claim,
+    PauseReason,
+    SendAccepted,
+)
 from campaigns.domain.phones import mask
 from campaigns.engine.cache import CampaignCache
 from campaigns.engine.metrics import EngineMetrics
@@ -40,11 +47,20 @@ class Committer:
         self._log = log
         self._slot = uuid.uuid4().hex[:12]  # this executor's idempotency slot for counter ADDs
 
-    def sent(self, claim: Claim, message_id: str, summary: BatchSummary, log: Any) -> None:
-        result = self._store.commit_sent(claim, message_id, self._clock.now())
+    def sent(self, claim: Claim, accepted: SendAccepted, summary: BatchSummary, log: Any) -> None:
+        held = accepted.message_status == HELD_FOR_QUALITY
+        message_id = accepted.message_id
+        result = self._store.commit_sent(claim, message_id, self._clock.now(), held=held)
+        if held:
+            self._metrics.held.inc()
         if result.committed:
             unknown = -1 if result.was_unknown else 0
-            self.count(claim.recipient.campaign_id, sent=1, unknown=unknown)
+            self.count(
+                claim.recipient.campaign_id,
+                sent=1,
+                unknown=unknown,
+                held=int(result.marked_held),
+            )
         else:
             log.warning("recipient.commit_lost", message_id=message_id)
         summary.record(claim.recipient.phone, RecipientOutcome.SENT)
@@ -116,9 +132,17 @@ class Committer:
         self._guard.refund(reservation)
         summary.record(phone, RecipientOutcome.SKIPPED)
 
-    def count(self, campaign_id: str, *, sent: int = 0, failed: int = 0, unknown: int = 0) -> None:
+    def count(
+        self,
+        campaign_id: str,
+        *,
+        sent: int = 0,
+        failed: int = 0,
+        unknown: int = 0,
+        held: int = 0,
+    ) -> None:
         campaign = self._store.add_counts(
-            campaign_id, sent=sent, failed=failed, unknown=unknown, slot=self._slot
+            campaign_id, sent=sent, failed=failed, unknown=unknown, held=held, slot=self._slot
         )
         if campaign is not None:
             self._cache.put(campaign_id, campaign)

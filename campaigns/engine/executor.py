@@ -330,7 +330,7 @@ class BatchExecutor:
     def _accepted(self, accepted: SendAccepted, claim: Claim, flight: _InFlight) -> None:
         self._metrics.sent.inc()
         self._storm(failed=False)
-        self._commit.sent(claim, accepted.message_id, flight.summary, flight.log)
+        self._commit.sent(claim, accepted, flight.summary, flight.log)
 
     def _give_back(self, claim: Claim, flight: _InFlight, *, refund_attempt: bool) -> None:
         self._commit.give_back(

@@ -106,6 +106,18 @@ class EngineMetrics:
             "Receipt messages that are not JSON (left for the receipts DLQ).",
             registry=r,
         )
+        self.delivery_failures = Counter(
+            "campaign_delivery_failures",
+            "Recipients whose delivery failed after acceptance, by Meta's error code "
+            "(META_<code>; NONE when the status named none).",
+            ["error_code"],
+            registry=r,
+        )
+        self.held = Counter(
+            "campaign_messages_held",
+            "Sends Meta accepted as held_for_quality_assessment (template pacing).",
+            registry=r,
+        )
         self.unknown_resolved = Counter(
             "campaign_unknown_resolved",
             "UNKNOWN recipients proven SENT by a status webhook.",

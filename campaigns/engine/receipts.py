@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from campaigns.domain import tallies
 from campaigns.domain.errors import InvalidTransition
 from campaigns.domain.models import (
     Action,
@@ -155,18 +156,18 @@ class ReceiptApplier:
         campaign_id, phone = target
         if event.user_id is not None:
             self._link(event.user_id, phone)
-        applied = self._deliveries.apply_delivery(
-            DeliveryReport(
-                campaign_id=campaign_id,
-                phone=phone,
-                status=DeliveryStatus(event.status.upper()),
-                at_s=event.at_s,
-                message_id=event.message_id,
-                error_code=f"META_{event.error_codes[0]}" if event.error_codes else None,
-                user_id=event.user_id,
-                pricing_category=event.pricing_category,
-            )
+        report = DeliveryReport(
+            campaign_id=campaign_id,
+            phone=phone,
+            status=DeliveryStatus(event.status.upper()),
+            at_s=event.at_s,
+            message_id=event.message_id,
+            error_code=f"META_{event.error_codes[0]}" if event.error_codes else None,
+            user_id=event.user_id,
+            pricing_category=event.pricing_category,
+            billable=event.billable,
         )
+        applied = self._deliveries.apply_delivery(report)
         if opted_out:
             self._suppress(phone, REASON_131050, summary)
         if not applied.found:
@@ -175,6 +176,9 @@ class ReceiptApplier:
         if applied.changed and applied.after is not None:
             summary.changed += 1
             self._metrics.deliveries.labels(status=applied.after.value).inc()
+            if applied.after is DeliveryStatus.FAILED:
+                code = tallies.code_label(report.error_code)
+                self._metrics.delivery_failures.labels(error_code=code).inc()
         if applied.resolved_unknown:
             summary.resolved_unknown += 1
             self._metrics.unknown_resolved.inc()

@@ -4,6 +4,7 @@ webhooks write, under the store's one lock (which stands in for DynamoDB's trans
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -15,6 +16,20 @@ from campaigns.domain.models import (
     DeliveryReport,
     Recipient,
 )
+from campaigns.domain.tallies import is_tally
+
+
+def _moved(campaign: Campaign, counts: Mapping[str, int]) -> Campaign:
+    """The campaign with ``counts`` (counter fields and tally keys) added."""
+    tallies = dict(campaign.tallies)
+    moved: dict[str, Any] = {}
+    for name, delta in counts.items():
+        if is_tally(name):
+            tallies[name] = tallies.get(name, 0) + delta
+        else:
+            moved[name] = getattr(campaign, name) + delta
+    nonzero = {name: count for name, count in tallies.items() if count}
+    return replace(campaign, tallies=nonzero, **moved)
 
 
 class MemoryDeliveries:
@@ -41,10 +56,7 @@ class MemoryDeliveries:
                 self.writes += 1
             campaign = self.campaigns.get(report.campaign_id)
             if change.counts and campaign is not None:
-                moved: dict[str, Any] = {
-                    name: getattr(campaign, name) + delta for name, delta in change.counts.items()
-                }
-                self.campaigns[report.campaign_id] = replace(campaign, **moved)
+                self.campaigns[report.campaign_id] = _moved(campaign, change.counts)
             return change.applied()
 
     def find_by_message_id(self, message_id: str) -> tuple[str, str] | None:

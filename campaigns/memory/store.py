@@ -21,11 +21,13 @@ from campaigns.domain.models import (
     Action,
     Campaign,
     Claim,
+    DeliveryStatus,
     Recipient,
     RecipientStatus,
     StatusCounts,
     TemplateParam,
 )
+from campaigns.domain.tallies import is_tally
 from campaigns.memory.deliveries import MemoryDeliveries
 from campaigns.ports import ClaimResult, Clock, CommitResult
 
@@ -43,6 +45,7 @@ COUNTERS = {
     "deliveredCount": "delivered_count",
     "readCount": "read_count",
     "deliveryFailedCount": "delivery_failed_count",
+    "heldCount": "held_count",
 }
 
 
@@ -171,9 +174,10 @@ class MemoryStore(MemoryDeliveries):
         sent: int = 0,
         failed: int = 0,
         unknown: int = 0,
+        held: int = 0,
         slot: str | None = None,
     ) -> Campaign | None:
-        if not (sent or failed or unknown):
+        if not (sent or failed or unknown or held):
             return self.get_campaign(campaign_id)
         # With a slot, a fresh token goes with the ADD, and a write whose slot already holds
         # it is a retry of one that landed: it is recognised, not counted twice.
@@ -181,18 +185,17 @@ class MemoryStore(MemoryDeliveries):
         with self._lock:
             if campaign_id not in self.campaigns:
                 return None
-            updated = self._add(campaign_id, sent, failed, unknown, slot=slot, token=token)
+            deltas = (sent, failed, unknown, held)
+            updated = self._add(campaign_id, deltas, slot=slot, token=token)
             if self._lost_answers:  # it landed, the answer was lost: the same write again
                 self._lost_answers -= 1
-                updated = self._add(campaign_id, sent, failed, unknown, slot=slot, token=token)
+                updated = self._add(campaign_id, deltas, slot=slot, token=token)
             return None if self._shards > 1 else updated
 
     def _add(
         self,
         campaign_id: str,
-        sent: int,
-        failed: int,
-        unknown: int,
+        deltas: tuple[int, int, int, int],
         *,
         slot: str | None,
         token: str | None,
@@ -203,11 +206,13 @@ class MemoryStore(MemoryDeliveries):
             if tokens.get(slot) == token:
                 return campaign
             tokens[slot] = token
+        sent, failed, unknown, held = deltas
         updated = replace(
             campaign,
             sent_count=campaign.sent_count + sent,
             failed_count=campaign.failed_count + failed,
             unknown_count=campaign.unknown_count + unknown,
+            held_count=campaign.held_count + held,
         )
         self.campaigns[campaign_id] = updated
         self.writes += 1
@@ -233,7 +238,17 @@ class MemoryStore(MemoryDeliveries):
     def set_counter(self, campaign_id: str, name: str, expected: int | None, value: int) -> bool:
         with self._lock:
             campaign = self.campaigns.get(campaign_id)
-            if campaign is None or getattr(campaign, COUNTERS[name]) != (expected or 0):
+            if campaign is None:
+                return False
+            if is_tally(name):
+                if campaign.tallies.get(name, 0) != (expected or 0):
+                    return False
+                tallies = {**campaign.tallies, name: value}
+                tallies = {key: count for key, count in tallies.items() if count}
+                self.campaigns[campaign_id] = replace(campaign, tallies=tallies)
+                self.writes += 1
+                return True
+            if getattr(campaign, COUNTERS[name]) != (expected or 0):
                 return False
             changes: dict[str, Any] = {COUNTERS[name]: value}
             self.campaigns[campaign_id] = replace(campaign, **changes)
@@ -378,10 +393,22 @@ class MemoryStore(MemoryDeliveries):
             self.writes += 1
             return CommitResult(committed=True, was_unknown=was_unknown)
 
-    def commit_sent(self, claim: Claim, message_id: str, now_s: float) -> CommitResult:
-        return self._commit(
-            claim, status=RecipientStatus.SENT, message_id=message_id, finished_at=now_s
-        )
+    def commit_sent(
+        self, claim: Claim, message_id: str, now_s: float, *, held: bool = False
+    ) -> CommitResult:
+        with self._lock:
+            result = self._commit(
+                claim, status=RecipientStatus.SENT, message_id=message_id, finished_at=now_s
+            )
+            key = (claim.recipient.campaign_id, claim.recipient.phone)
+            current = self.recipients.get(key)
+            if not (held and result.committed and current is not None):
+                return result
+            if current.delivery_status is None:  # no status webhook came first
+                self.recipients[key] = replace(current, delivery_status=DeliveryStatus.HELD)
+                return replace(result, marked_held=True)
+            # A replay of a commit that landed: it was this commit that marked it HELD.
+            return replace(result, marked_held=current.delivery_status is DeliveryStatus.HELD)
 
     def commit_failed(self, claim: Claim, error_code: str, now_s: float) -> CommitResult:
         return self._commit(

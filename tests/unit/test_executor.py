@@ -19,6 +19,7 @@ from campaigns.domain.models import (
     Campaign,
     CampaignStatus,
     Claim,
+    DeliveryStatus,
     Recipient,
     RecipientStatus,
     SendAccepted,
@@ -98,10 +99,12 @@ class FailingStore(RecordingStore):
         super().__init__()
         self.phone = phone
 
-    def commit_sent(self, claim: Claim, message_id: str, now_s: float) -> CommitResult:
+    def commit_sent(
+        self, claim: Claim, message_id: str, now_s: float, *, held: bool = False
+    ) -> CommitResult:
         if claim.recipient.phone == self.phone:
             raise StoreUnavailable("DynamoDB UpdateItem failed: InternalServerError")
-        return super().commit_sent(claim, message_id, now_s)
+        return super().commit_sent(claim, message_id, now_s, held=held)
 
 
 @dataclass
@@ -220,6 +223,31 @@ def test_every_recipient_of_a_clean_batch_is_sent_with_its_wamid_and_counted(rig
     assert rig.metric("campaign_send_duration_seconds_count") == 5
     assert rig.metric("campaign_cap_used") == 5
     assert rig.metric("campaign_cap_limit") == 100
+
+
+def test_a_send_held_for_quality_assessment_is_sent_with_delivery_status_held(rig: Rig) -> None:
+    held = set(PHONES[:2])
+    rig.answer_with(
+        lambda message: SendAccepted(
+            f"wamid.{message.to}",
+            "held_for_quality_assessment" if message.to in held else "accepted",
+        )
+    )
+
+    summary = rig.run()
+
+    assert summary.outcomes == dict.fromkeys(PHONES, RecipientOutcome.SENT)
+    assert [rig.recipient(phone).delivery_status for phone in PHONES] == [
+        DeliveryStatus.HELD,
+        DeliveryStatus.HELD,
+        None,
+        None,
+        None,
+    ]
+    campaign = rig.campaign()
+    assert (campaign.sent_count, campaign.held_count) == (5, 2)
+    assert rig.metric("campaign_messages_held_total") == 2
+    assert campaign.to_public()["heldCount"] == 2
 
 
 def test_the_campaign_completes_exactly_once_when_its_last_recipient_commits(rig: Rig) -> None:

@@ -228,6 +228,12 @@ def test_the_status_stream_in_order_gives_the_documented_counters() -> None:
     assert world.store.recipient(CAMPAIGN_ID, PHONES[3]).delivery_error_code == "META_131026"
     assert world.store.recipient(CAMPAIGN_ID, PHONES[5]).user_id == BSUID
     assert world.store.user_links == {BSUID: PHONES[5]}  # the wamid named the phone
+    # p4's 131049 was voided by its later delivered; p5's failed came after read.
+    assert campaign.delivery_failures == {"META_131026": 1}
+    assert campaign.billed == {("marketing", "91"): 5}  # every delivered one, once
+    # The metric counts the failures as they happened (p4's included).
+    assert world.sample("campaign_delivery_failures_total", error_code="META_131026") == 1
+    assert world.sample("campaign_delivery_failures_total", error_code="META_131049") == 1
 
 
 @settings(max_examples=40, deadline=None)
