@@ -108,8 +108,13 @@ def create(body: CreateCampaign, producer: Core, request: Request) -> dict[str, 
     "/{campaign_id}", name="get", response_model=CampaignOut, response_model_exclude_unset=True
 )
 def get(campaign_id: str, producer: Core) -> dict[str, Any]:
-    """The campaign's record, counters and progress."""
-    return {"success": True, "campaign": campaign_view(producer.get(campaign_id))}
+    """The campaign's record, counters, progress and delivery truth (``cost``: the estimate
+    from PRICES_FILE, null without one)."""
+    view = {
+        name: value for name, value in producer.status(campaign_id).items() if name != "success"
+    }
+    view["progressPercent"] = view["progress"]
+    return {"success": True, "campaign": view}
 
 
 @router.get(

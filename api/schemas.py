@@ -75,6 +75,29 @@ class Created(Out):
     campaign_id: str
 
 
+class Billable(Wire):
+    category: str
+    calling_code: str
+    count: int
+
+
+class CostLine(Wire):
+    category: str
+    calling_code: str
+    count: int
+    unit_price: str | None
+    cost: str | None
+
+
+class Cost(Wire):
+    """The estimate from PRICES_FILE: money as exact decimal strings."""
+
+    currency: str | None
+    estimated: str
+    unpriced: int
+    lines: list[CostLine]
+
+
 class CampaignView(Wire):
     """``Campaign.to_public()`` plus ``progressPercent`` (and whatever the core adds)."""
 
@@ -89,6 +112,15 @@ class CampaignView(Wire):
     unknown_count: int
     pending_count: int
     progress_percent: float
+    delivered_count: int = 0
+    read_count: int = 0
+    delivery_failed_count: int = 0
+    held_count: int = 0
+    delivery_failures: dict[str, int] = {}
+    delivery_rate: float | None = None
+    read_rate: float | None = None
+    billable: list[Billable] = []
+    cost: Cost | None = None
     pause_reason: str | None = None
     created_at: str | None = None
     started_at: str | None = None

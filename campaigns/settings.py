@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -126,10 +127,13 @@ class Settings(BaseSettings):
     )
     # Comma-separated in the environment (STOP,UNSUBSCRIBE); upper-cased here.
     opt_out_keywords: Annotated[frozenset[str], NoDecode] = frozenset({"STOP", "UNSUBSCRIBE"})
+    # The operator's price table (calling_code,category,price[,currency]) for the estimated
+    # cost in ``status``; without one, status shows the billable counts only.
+    prices_file: Path | None = None
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    @field_validator("aws_endpoint_url", "campaign_queue_url", mode="before")
+    @field_validator("aws_endpoint_url", "campaign_queue_url", "prices_file", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from campaigns.domain.models import Campaign, CampaignStatus
-from producer.display import delivery_words
+from producer.display import delivery_words, failure_words
 
 STATUS_STYLES = {
     CampaignStatus.DRAFT.value: "dim",
@@ -53,6 +53,9 @@ def status_view(campaign: Campaign) -> RenderableType:
     view.add_column(overflow="fold")
     for part in (title, bar, counters, delivery):
         view.add_row(part)
+    if campaign.delivery_failures:
+        words = failure_words(campaign.delivery_failures)
+        view.add_row(Text(f"delivery failures: {words}", style="red", overflow="fold"))
     if campaign.pause_reason:
         view.add_row(Text(f"paused: {campaign.pause_reason}", style="yellow", overflow="fold"))
     return view

@@ -49,6 +49,14 @@ from campaigns.domain.models import (
 from campaigns.domain.phones import calling_code
 
 _DELIVERED_RANK = DELIVERY_RANK[DeliveryStatus.DELIVERED]
+# The fixed delivery counters: Campaign field → its name (the attribute, and the key of
+# ``Campaign.to_public``). The tallies are named by their keys.
+DELIVERY_COUNTERS = {
+    "delivered_count": "deliveredCount",
+    "read_count": "readCount",
+    "delivery_failed_count": "deliveryFailedCount",
+    "held_count": "heldCount",
+}
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,8 +28,10 @@ from campaigns.domain.models import (
     RecipientStatus,
     validate_campaign_id,
 )
+from campaigns.domain.pricing import PriceTable
 from campaigns.operator import batches, campaigns, dlq, populate, recipients, repair
 from campaigns.operator.batches import BatchRunner
+from campaigns.operator.prices import load_prices
 from campaigns.ports import BatchQueue, Clock, OperatorStore, RecipientBulk, SendQueue
 from campaigns.settings import Settings
 
@@ -102,7 +105,17 @@ class Producer:
         return campaigns.create(self, name, template, language, parameter_format)
 
     def status(self, campaign_id: str) -> dict[str, Any]:
-        return {"success": True, **self.get(campaign_id).to_public()}
+        """The counters; ``cost`` is the estimate from PRICES_FILE (None without one)."""
+        campaign = self.get(campaign_id)
+        table = self.prices
+        cost = None if table is None else table.estimate(campaign.billed).to_public()
+        return {"success": True, **campaign.to_public(), "cost": cost}
+
+    @cached_property
+    def prices(self) -> PriceTable | None:
+        """PRICES_FILE, read once per process (``ConfigError`` if it is not a table)."""
+        path = self.settings.prices_file
+        return None if path is None else load_prices(path)
 
     def list_campaigns(
         self, status: CampaignStatus | None = None, limit: int = 20, cursor: str | None = None

@@ -3,10 +3,14 @@ batches) and ``requeue-unknown`` (UNKNOWN → PENDING, accepting the duplicate r
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from campaigns.domain.delivery import DELIVERY_COUNTERS, state_counts
 from campaigns.domain.errors import InvalidInput, InvalidTransition
 from campaigns.domain.models import CampaignStatus, RecipientStatus
+from campaigns.domain.tallies import is_tally
 from campaigns.operator.batches import enqueue_pending
 
 if TYPE_CHECKING:
@@ -59,29 +63,59 @@ def _reconcile_one(op: Producer, campaign_id: str) -> dict[str, Any]:
     }
 
 
+# A census: for each counter (by its attribute name), the value stored and the value the
+# recipients say it should have; compared twice around a settle before anything is set.
+Census = dict[str, tuple[int, int]]
+
+
+def _send_census(op: Producer, campaign_id: str) -> Census:
+    counts = op.store.count_statuses(campaign_id)
+    campaign = op.get(campaign_id)
+    return {
+        "sentCount": (campaign.sent_count, counts[RecipientStatus.SENT]),
+        "failedCount": (campaign.failed_count, counts[RecipientStatus.FAILED]),
+        "unknownCount": (campaign.unknown_count, counts[RecipientStatus.UNKNOWN]),
+        "totalRecipients": (campaign.total_recipients, counts.total),
+    }
+
+
+def _delivery_census(op: Producer, campaign_id: str) -> Census:
+    """The delivery counters and tallies against ``state_counts`` summed over the recipients."""
+    recount: Counter[str] = Counter()
+    for recipient in op.store.iter_recipients(campaign_id):
+        recount.update(state_counts(recipient))
+    campaign = op.get(campaign_id)
+    census = {
+        name: (getattr(campaign, field_name), recount[field_name])
+        for field_name, name in DELIVERY_COUNTERS.items()
+    }
+    for key in set(campaign.tallies) | {key for key in recount if is_tally(key)}:
+        census[key] = (campaign.tallies.get(key, 0), recount[key])
+    return census
+
+
 def _repair_counters(op: Producer, campaign_id: str) -> dict[str, dict[str, int]]:
-    store = op.store
+    repaired = _repair(op, campaign_id, _send_census)
+    return repaired | _repair(op, campaign_id, _delivery_census)
+
+
+def _repair(
+    op: Producer, campaign_id: str, census: Callable[[Producer, str], Census]
+) -> dict[str, dict[str, int]]:
     repaired: dict[str, dict[str, int]] = {}
     for _ in range(SETTLE_ROUNDS):
-        counts = store.count_statuses(campaign_id)
-        campaign = op.get(campaign_id)
-        wanted = {
-            "sentCount": (campaign.sent_count, counts[RecipientStatus.SENT]),
-            "failedCount": (campaign.failed_count, counts[RecipientStatus.FAILED]),
-            "unknownCount": (campaign.unknown_count, counts[RecipientStatus.UNKNOWN]),
-            "totalRecipients": (campaign.total_recipients, counts.total),
-        }
-        wrong = {name: pair for name, pair in wanted.items() if pair[0] != pair[1]}
+        found = census(op, campaign_id)
+        wrong = {name: pair for name, pair in found.items() if pair[0] != pair[1]}
         if not wrong:
             break
         # A consumer may be between its recipient commit and its counter ADD: only repair
         # what stays wrong after that ADD had time to land.
         op.clock.sleep(RECONCILE_SETTLE_S)
-        if store.count_statuses(campaign_id) != counts or op.get(campaign_id) != campaign:
+        if census(op, campaign_id) != found:
             continue
         moved = False
         for name, (old, new) in wrong.items():
-            if store.set_counter(campaign_id, name, old, new):
+            if op.store.set_counter(campaign_id, name, old, new):
                 repaired[name] = {"from": old, "to": new}
             else:
                 moved = True

@@ -4,11 +4,12 @@ endpoint's shapes and statuses."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from campaigns.domain.models import RecipientStatus
-from tests.api.support import CREATE, Api, csv_of
+from tests.api.support import CREATE, Api, build_api, csv_of
 from tests.unit.producer_support import e164, national, unknown_campaign_id
 
 RESULT_KEYS = {"processed", "sent", "failed", "unknown", "paused", "completed", "pauseReason"}
@@ -66,7 +67,37 @@ def test_get_answers_the_public_record_with_its_progress_percent(api: Api) -> No
         assert name in campaign
     assert campaign | {"createdAt": None} == api.world.store.require_campaign(
         campaign_id
-    ).to_public() | {"createdAt": None, "progressPercent": 0.0}
+    ).to_public() | {"createdAt": None, "progressPercent": 0.0, "cost": None}
+
+
+def test_get_answers_the_delivery_truth_and_the_estimated_cost(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.csv"
+    prices.write_text("calling_code,category,price\n91,marketing,0.0100\n")
+    api = build_api(prices_file=prices)
+    with api.client:
+        _answers_the_delivery_truth(api)
+
+
+def _answers_the_delivery_truth(api: Api) -> None:
+    campaign_id = api.populated(national(4))
+    stored = api.world.store.require_campaign(campaign_id)
+    api.world.store.add_campaign(
+        replace(
+            stored,
+            sent_count=4,
+            delivered_count=3,
+            delivery_failed_count=1,
+            held_count=0,
+            tallies={"deliveryFailed:META_131026": 1, "billed:marketing:91": 3},
+        )
+    )
+
+    campaign = api.campaign(campaign_id)
+
+    assert campaign["deliveryFailures"] == {"META_131026": 1}
+    assert campaign["billable"] == [{"category": "marketing", "callingCode": "91", "count": 3}]
+    assert campaign["cost"]["estimated"] == "0.0300"
+    assert campaign["deliveryRate"] == 0.75
 
 
 def test_create_takes_the_optional_language_and_parameter_format(api: Api) -> None:

@@ -29,6 +29,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from api.console import CONTENT_SECURITY_POLICY
 from campaigns.domain.errors import CampaignHalted, RecipientRejected
+from campaigns.domain.models import DeliveryReport, DeliveryStatus
 from tests.browser.conftest import OPERATOR, OPERATOR_KEY, WINDOW, Served
 from tests.unit.producer_support import e164, national
 
@@ -254,6 +255,31 @@ def run_batches(console: Console, served: Served, campaign_id: str) -> None:
     console.wait(lambda d: len(console.rows("failed-table")) == 3, "the third failure")
 
 
+def check_delivery(console: Console, served: Served, campaign_id: str) -> None:
+    """Status webhooks arrive (applied to the store as the receipts loop would): the page's
+    delivery section catches up on its own."""
+    store = served.world.store
+    sent = [r.phone for r in store.iter_recipients(campaign_id) if r.status.value == "SENT"]
+    delivered, failed = sent[:10], sent[10]
+    for index, phone in enumerate(delivered):
+        status = DeliveryStatus.READ if index < 4 else DeliveryStatus.DELIVERED
+        store.apply_delivery(
+            DeliveryReport(
+                campaign_id, phone, status, 1e9, None, None, None, "marketing", billable=True
+            )
+        )
+    store.apply_delivery(
+        DeliveryReport(campaign_id, failed, DeliveryStatus.FAILED, 1e9, None, "META_131026", None)
+    )
+
+    console.wait_text("count-delivered", "10")
+    assert (console.text("count-read"), console.text("count-delivery-failed")) == ("4", "1")
+    assert console.text("rate-delivery") == f"{100 * 10 / len(sent):.1f}%"
+    assert console.text("rate-read") == "40.0%"
+    assert console.text("delivery-failures") == "Delivery failures by code: META_131026 1."
+    assert console.text("delivery-cost").startswith("Billable deliveries: 10.")
+
+
 def check_failures(console: Console, served: Served, campaign_id: str) -> None:
     shown = console.rows("failed-table")
     listed = api(served, "GET", f"/api/campaigns/{campaign_id}/recipients?status=FAILED").json()
@@ -367,6 +393,7 @@ def test_an_operator_runs_a_campaign_from_the_console(
     campaign_id = create_and_upload(console, tmp_path)
     run_batches(console, served, campaign_id)
     check_failures(console, served, campaign_id)
+    check_delivery(console, served, campaign_id)
     save_screenshot(browser, tmp_path)
     pause_and_resume(console)
     halted_by_meta(console, served)

@@ -42,6 +42,7 @@ from tests.unit.producer_support import (
     national,
     unknown_campaign_id,
 )
+from tests.unit.test_producer_repair import reconcile_repairs_the_delivery_counters
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -609,3 +610,9 @@ def test_recipient_pages_cover_every_recipient_exactly_once_on_dynamodb(cli: Cli
     assert failed["errorMeaning"].startswith("Undeliverable")
     exported = cli.run("recipients", campaign_id, "--csv", "-")
     assert [line.split(",")[0] for line in exported.out.splitlines()[1:]] == phones
+
+
+def test_reconcile_repairs_the_delivery_counters_and_tallies_on_dynamodb(cli: Cli) -> None:
+    # The same operator story as on the in-memory adapters: on DynamoDB the tallies are
+    # attributes named by their keys, set on the metadata item and summed with the shards.
+    reconcile_repairs_the_delivery_counters(cli)

@@ -18,7 +18,14 @@ import structlog
 
 from campaigns.domain.clock import SystemClock
 from campaigns.domain.message import BatchMessage, decode
-from campaigns.domain.models import Campaign, CampaignStatus, Recipient, RecipientStatus
+from campaigns.domain.models import (
+    Campaign,
+    CampaignStatus,
+    DeliveryStatus,
+    Recipient,
+    RecipientStatus,
+)
+from campaigns.domain.tallies import is_tally
 from campaigns.engine.executor import BatchExecutor
 from campaigns.engine.metrics import EngineMetrics
 from campaigns.engine.retry import RetryPolicy
@@ -48,6 +55,10 @@ CAMPAIGN_FIELDS = {
     "totalRecipients": "total_recipients",
     "pauseReason": "pause_reason",
     "status": "status",
+    "deliveredCount": "delivered_count",
+    "readCount": "read_count",
+    "deliveryFailedCount": "delivery_failed_count",
+    "heldCount": "held_count",
 }
 RECIPIENT_FIELDS = {
     "status": "status",
@@ -58,6 +69,9 @@ RECIPIENT_FIELDS = {
     "messageId": "message_id",
     "errorCode": "error_code",
     "unknownReason": "unknown_reason",
+    "deliveryStatus": "delivery_status",
+    "deliveryErrorCode": "delivery_error_code",
+    "pricingCategory": "pricing_category",
 }
 
 
@@ -295,7 +309,10 @@ class Cli(CliDriver):
             lock = (values.pop("importLock"), int(values.pop("importLockUntil")))
             self.store.import_locks[campaign_id] = lock
         campaign = self.store.require_campaign(campaign_id)
-        changes = {CAMPAIGN_FIELDS[name]: value for name, value in values.items()}
+        tallies = {name: values.pop(name) for name in list(values) if is_tally(name)}
+        changes: dict[str, Any] = {CAMPAIGN_FIELDS[name]: value for name, value in values.items()}
+        if tallies:
+            changes["tallies"] = {**campaign.tallies, **tallies}
         if "status" in changes:
             changes["status"] = CampaignStatus(changes["status"])
         self.store.campaigns[campaign_id] = replace(campaign, **changes)
@@ -304,6 +321,8 @@ class Cli(CliDriver):
         changes = {RECIPIENT_FIELDS[name]: value for name, value in values.items()}
         if "status" in changes:
             changes["status"] = RecipientStatus(changes["status"])
+        if "delivery_status" in changes:
+            changes["delivery_status"] = DeliveryStatus(changes["delivery_status"])
         key = (campaign_id, phone)
         self.store.recipients[key] = replace(self.store.recipients[key], **changes)
 

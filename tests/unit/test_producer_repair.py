@@ -74,6 +74,54 @@ def test_reconcile_repairs_wrong_counters_from_the_recipient_items(cli: Cli) -> 
     assert item["status"] == "RUNNING"
 
 
+def test_reconcile_repairs_the_delivery_counters_and_tallies_from_the_recipients(
+    cli: Cli,
+) -> None:
+    reconcile_repairs_the_delivery_counters(cli)
+
+
+def reconcile_repairs_the_delivery_counters(cli: Cli) -> None:
+    """The story, on whichever adapters ``cli`` runs (tests/integration runs it on moto)."""
+    campaign_id = cli.populated(national(4))
+    cli.ok("start", campaign_id)
+    phones = [e164(p) for p in national(4)]
+    for phone in phones:
+        cli.set_recipient(campaign_id, phone, status="SENT", messageId=f"wamid.{phone}")
+    cli.set_recipient(campaign_id, phones[0], deliveryStatus="READ", pricingCategory="marketing")
+    cli.set_recipient(campaign_id, phones[1], deliveryStatus="DELIVERED")
+    cli.set_recipient(
+        campaign_id, phones[2], deliveryStatus="FAILED", deliveryErrorCode="META_131026"
+    )
+    cli.set_recipient(campaign_id, phones[3], deliveryStatus="HELD")
+    # Counters as a crash or an older version could leave them.
+    cli.set_campaign(
+        campaign_id,
+        sentCount=4,
+        deliveredCount=7,
+        readCount=0,
+        heldCount=0,
+        **{"deliveryFailed:META_131049": 2},
+    )
+
+    [report] = cli.ok("reconcile", campaign_id)["campaigns"]
+
+    assert report["repairedCounters"] == {
+        "deliveredCount": {"from": 7, "to": 2},
+        "readCount": {"from": 0, "to": 1},
+        "deliveryFailedCount": {"from": 0, "to": 1},
+        "heldCount": {"from": 0, "to": 1},
+        "deliveryFailed:META_131049": {"from": 2, "to": 0},
+        "deliveryFailed:META_131026": {"from": 0, "to": 1},
+        "billed:marketing:91": {"from": 0, "to": 1},
+    }
+    status = cli.ok("status", campaign_id)
+    assert (status["deliveredCount"], status["readCount"], status["heldCount"]) == (2, 1, 1)
+    assert status["deliveryFailures"] == {"META_131026": 1}
+    assert status["billable"] == [{"category": "marketing", "callingCode": "91", "count": 1}]
+    [again] = cli.ok("reconcile", campaign_id)["campaigns"]
+    assert again["repairedCounters"] == {}
+
+
 def test_reconcile_completes_a_running_campaign_with_nothing_pending_or_sending(
     cli: Cli,
 ) -> None:

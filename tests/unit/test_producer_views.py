@@ -18,6 +18,7 @@ from rich.cells import cell_len
 from rich.console import Console
 
 from campaigns.domain.clock import iso_utc
+from campaigns.domain.exitcodes import EXIT_CONFIG
 from campaigns.domain.message import encode, new_batch
 from campaigns.domain.models import Campaign, CampaignStatus, new_campaign_id
 from producer import views
@@ -519,3 +520,87 @@ def test_the_status_view_shows_the_delivery_counters_and_rates(width: int) -> No
         "read rate 50.0%",
     ):
         assert words in text
+
+
+def _priced_campaign(cli: Cli) -> str:
+    campaign_id = new_campaign_id()
+    cli.store.add_campaign(
+        Campaign(
+            campaign_id,
+            "priced",
+            "order_update",
+            "en_US",
+            CampaignStatus.COMPLETED,
+            total_recipients=12,
+            sent_count=12,
+            delivered_count=9,
+            read_count=4,
+            delivery_failed_count=3,
+            held_count=1,
+            tallies={
+                "deliveryFailed:META_131026": 2,
+                "deliveryFailed:META_131049": 1,
+                "billed:marketing:91": 6,
+                "billed:marketing:44": 2,
+                "billed:utility:55": 1,
+            },
+        )
+    )
+    return campaign_id
+
+
+def test_status_shows_held_and_delivery_failures_by_code(cli: Cli) -> None:
+    campaign_id = _priced_campaign(cli)
+
+    data = cli.ok("status", campaign_id)
+    lines = cli.run("status", campaign_id).out.splitlines()
+
+    assert data["heldCount"] == 1
+    assert data["deliveryFailures"] == {"META_131026": 2, "META_131049": 1}
+    assert "heldCount: 1" in lines
+    assert "deliveryFailures: META_131026 2, META_131049 1" in lines
+
+
+def test_status_without_a_price_table_shows_the_billable_counts_and_no_cost(cli: Cli) -> None:
+    campaign_id = _priced_campaign(cli)
+
+    data = cli.ok("status", campaign_id)
+    lines = cli.run("status", campaign_id).out.splitlines()
+
+    assert data["billable"] == [
+        {"category": "marketing", "callingCode": "44", "count": 2},
+        {"category": "marketing", "callingCode": "91", "count": 6},
+        {"category": "utility", "callingCode": "55", "count": 1},
+    ]
+    assert data["cost"] is None
+    assert "billable: marketing +44 2, marketing +91 6, utility +55 1" in lines
+    assert any(line == "cost: - (no PRICES_FILE)" for line in lines)
+
+
+def test_status_with_a_price_table_shows_the_estimated_cost(cli: Cli, tmp_path: Path) -> None:
+    campaign_id = _priced_campaign(cli)
+    prices = tmp_path / "prices.csv"
+    prices.write_text(
+        "calling_code,category,price,currency\n91,marketing,0.0100,USD\n*,marketing,0.0500,USD\n"
+    )
+    cli.env(PRICES_FILE=str(prices))
+
+    cost = cli.ok("status", campaign_id)["cost"]
+    lines = cli.run("status", campaign_id).out.splitlines()
+
+    # 6 x 0.01 (India) + 2 x 0.05 (the UK, by the * row); utility has no price.
+    assert (cost["currency"], cost["estimated"], cost["unpriced"]) == ("USD", "0.1600", 1)
+    assert "cost: 0.1600 USD estimated  (1 billable without a price)" in lines
+    assert "  - marketing +91: 6 x 0.0100 = 0.0600" in lines
+    assert "  - utility +55: 1 x no price" in lines
+
+
+def test_a_malformed_price_table_is_refused_with_one_line(cli: Cli, tmp_path: Path) -> None:
+    campaign_id = _priced_campaign(cli)
+    prices = tmp_path / "prices.csv"
+    prices.write_text("calling_code,category,price\n91,marketing,free\n")
+    cli.env(PRICES_FILE=str(prices))
+
+    line = cli.refused("status", campaign_id, code=EXIT_CONFIG)
+
+    assert f"PRICES_FILE {prices}: line 2: price 'free' is not a number" in line

@@ -258,6 +258,36 @@ function pauseText(campaign) {
   return `Paused${since}: ${reason}.${advice ? ` ${advice[1]}` : ""}`;
 }
 
+function rate(value) {
+  return value === null || value === undefined ? "-" : `${(100 * value).toFixed(1)}%`;
+}
+
+function costText(campaign) {
+  const billable = (campaign.billable || []).reduce((sum, line) => sum + line.count, 0);
+  const cost = campaign.cost;
+  if (!cost) return `Billable deliveries: ${billable}. No price table (PRICES_FILE) is set.`;
+  const currency = cost.currency ? ` ${cost.currency}` : "";
+  const unpriced = cost.unpriced ? `, ${cost.unpriced} without a price` : "";
+  return `Estimated cost: ${cost.estimated}${currency} for ${billable} billable deliveries${unpriced}.`;
+}
+
+function renderDelivery(campaign) {
+  setText("count-delivered", campaign.deliveredCount ?? 0);
+  setText("count-read", campaign.readCount ?? 0);
+  setText("count-delivery-failed", campaign.deliveryFailedCount ?? 0);
+  setText("count-held", campaign.heldCount ?? 0);
+  setText("rate-delivery", rate(campaign.deliveryRate));
+  setText("rate-read", rate(campaign.readRate));
+  const failures = Object.entries(campaign.deliveryFailures || {});
+  setText(
+    "delivery-failures",
+    failures.length
+      ? `Delivery failures by code: ${failures.map(([code, n]) => `${code} ${n}`).join(", ")}.`
+      : "No delivery failures.",
+  );
+  setText("delivery-cost", costText(campaign));
+}
+
 function renderTimes(campaign) {
   const times = $("campaign-times");
   times.replaceChildren();
@@ -306,6 +336,7 @@ function render(campaign) {
   setText("count-failed", campaign.failedCount);
   setText("count-unknown", campaign.unknownCount);
   setText("count-pending", campaign.pendingCount);
+  renderDelivery(campaign);
   const pause = pauseText(campaign);
   setText("pause-reason", pause);
   $("pause-reason").hidden = !pause;
