@@ -188,6 +188,13 @@ class CliDriver:
     def campaign(self, campaign_id: str) -> dict[str, Any]:
         raise NotImplementedError
 
+    def set_campaign(self, campaign_id: str, **values: Any) -> None:
+        """Write the campaign's attributes as stored (a test's arrangement)."""
+        raise NotImplementedError
+
+    def set_recipient(self, campaign_id: str, phone: str, **values: Any) -> None:
+        raise NotImplementedError
+
     # -- running the command -----------------------------------------------------------------
 
     def env(self, **variables: str) -> None:

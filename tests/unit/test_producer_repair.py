@@ -10,6 +10,7 @@ from tests.unit.producer_support import (
     PROG,
     STATUSES,
     Cli,
+    CliDriver,
     e164,
     national,
     unknown_campaign_id,
@@ -80,7 +81,7 @@ def test_reconcile_repairs_the_delivery_counters_and_tallies_from_the_recipients
     reconcile_repairs_the_delivery_counters(cli)
 
 
-def reconcile_repairs_the_delivery_counters(cli: Cli) -> None:
+def reconcile_repairs_the_delivery_counters(cli: CliDriver) -> None:
     """The story, on whichever adapters ``cli`` runs (tests/integration runs it on moto)."""
     campaign_id = cli.populated(national(4))
     cli.ok("start", campaign_id)
