@@ -28,7 +28,7 @@ from campaigns.aws.store import DynamoStore
 from campaigns.domain.errors import CampaignError
 from campaigns.domain.models import CampaignStatus
 from campaigns.settings import load_settings
-from producer.display import progress_bar
+from producer.display import cost_lines, failure_words, progress_bar
 from sandbox.cloudapi import SandboxControl
 from sandbox.stack import LocalStack, StackError, _spawn
 
@@ -49,6 +49,7 @@ DEMO_RULES: list[dict[str, Any]] = [
 DEMO_DELIVERY_RULES: list[dict[str, Any]] = [
     {"match": r"91\d{8}29", "fail_code": 131026},
     {"match": r"91\d{8}41", "username": True},
+    {"match": r"91\d{8}57", "held": True},  # template pacing: later statuses resolve it
 ]
 DEMO_APP_SECRET = "demo-app-secret"  # noqa: S105 (the local stand-ins' shared key)
 WEBHOOK_TIME_SCALE = 0.05  # statuses within about 3 s instead of a minute
@@ -213,9 +214,13 @@ def _print_summary(
     print("▶ campaign summary")
     for key in ("status", "totalRecipients", "sentCount", "failedCount", "unknownCount",
                 "pendingCount", "pauseReason", "startedAt", "completedAt", "deliveredCount",
-                "readCount", "deliveryFailedCount", "deliveryRate", "readRate"):  # fmt: skip
+                "readCount", "deliveryFailedCount", "heldCount", "deliveryRate",
+                "readRate"):  # fmt: skip
         value = final[key]
         print(f"    {key:19} {round(value, 3) if isinstance(value, float) else value}")
+    print(f"    {'deliveryFailures':19} {failure_words(final['deliveryFailures'])}")
+    for line in cost_lines(final["cost"]):
+        print(f"    {line}")
     print("▶ consumers (SIGTERM → exit codes " + ", ".join(map(str, codes)) + ")")
     for log in logs:
         for raw in log.read_text().splitlines():
@@ -251,6 +256,7 @@ def run() -> int:
         env.setdefault("CONSUMER_CONCURRENCY", "3")
         env.setdefault("DAILY_CAP", "2000")
         env.setdefault("SEND_RATE_PER_SECOND", "20")
+        env.setdefault("PRICES_FILE", str(ROOT / "examples" / "prices.example.csv"))
         print(f"  AWS endpoint {stack.aws_url}   Cloud API {stack.cloudapi_url}")
         print(f"  DAILY_CAP={env['DAILY_CAP']}  SEND_RATE_PER_SECOND={env['SEND_RATE_PER_SECOND']}"
               f" and CONSUMER_CONCURRENCY={env['CONSUMER_CONCURRENCY']} per consumer")  # fmt: skip
