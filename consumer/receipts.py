@@ -3,15 +3,17 @@
 It long-polls the receipts queue (≤ 10 s, so a status takes effect well within the issue's
 10 s) and hands the messages of each receive (≤ 10) to a pool of ``RECEIPTS_CONCURRENCY``
 threads, which parse and apply them at once: each apply is a few DynamoDB round trips, so one
-thread at a time would cap a consumer at about 120 statuses a second. Once every message of the
-batch is done, the ones whose writes committed are deleted (one DeleteMessageBatch); a message
-whose apply raised is left for redelivery (SQS moves it to the receipts DLQ after 5 receives);
-a body that is not JSON is poison, never acted on and left for the DLQ. Applying in any order,
-concurrently, twice, is safe: the store's writes are conditional and the merge is a join.
+at a time would cap a consumer at about 120 statuses a second. While they apply, the loop
+fetches the next receive (without waiting: a quiet queue must not hold the deletes back).
+When every apply of the batch has ended, the messages whose writes committed are deleted (one
+DeleteMessageBatch); a message whose apply raised is left for redelivery (SQS moves it to the
+receipts DLQ after 5 receives); a body that is not JSON is poison, never acted on and left for
+the DLQ. Applying in any order, concurrently or twice is safe: the store's writes are
+conditional and retried on a lost race, and the merge is a join.
 
-It stops with the worker's stop event: applies in flight finish (and are deleted), messages of
-the batch not yet started are handed straight back. A receipts queue that does not exist turns
-the loop off (``receipts.disabled``, once): the batch worker runs without it.
+It stops with the worker's stop event: applies in flight finish (and are deleted), messages
+not yet started are handed straight back. A receipts queue that does not exist turns the loop
+off (``receipts.disabled``, once): the batch worker runs without it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
 from campaigns.domain.errors import QueueUnavailable
@@ -127,32 +129,49 @@ class ReceiptsLoop:
             pool.shutdown()  # idle by now: every batch handed to it has been waited for
 
     def _poll(self, queue: BatchQueue, pool: ThreadPool, stop: threading.Event) -> None:
+        """One receive at a time; the next is fetched while the last batch applies."""
         backoff_s = 0.0
-        while not stop.is_set():
-            try:
-                messages = queue.receive(
-                    MAX_SQS_BATCH, self._config.poll_wait_s, self._config.visibility_timeout_s
-                )
-                backoff_s = 0.0
-            except QueueUnavailable as exc:
-                if exc.code in MISSING_QUEUE_CODES:
-                    self._disable(exc)
+        applying: list[Future[Applied]] = []
+        try:
+            while not stop.is_set():
+                # While a batch applies, poll without waiting: a long poll on a quiet queue
+                # would hold that batch's deletes back for its whole wait.
+                wait_s = 0 if applying else self._config.poll_wait_s
+                try:
+                    messages = queue.receive(
+                        MAX_SQS_BATCH, wait_s, self._config.visibility_timeout_s
+                    )
+                    backoff_s = 0.0
+                except QueueUnavailable as exc:
+                    batch, applying = applying, []
+                    self._finish(queue, batch)
+                    if exc.code in MISSING_QUEUE_CODES:
+                        self._disable(exc)
+                        return
+                    self._metrics.receive_errors.inc()
+                    backoff_s = receive_backoff_s(exc.code, backoff_s)
+                    self._log.warning(
+                        "receipts.receive_failed", error=str(exc), backoff_s=backoff_s
+                    )
+                    stop.wait(backoff_s)
+                    continue
+                batch, applying = applying, []  # so the ``finally`` never finishes it twice
+                self._finish(queue, batch)
+                if not messages:
+                    if batch:  # polled without waiting: the next poll waits
+                        continue
+                    if self._config.once:
+                        return
+                    if self._config.poll_wait_s == 0:
+                        stop.wait(EMPTY_POLL_PAUSE_S)
+                    continue
+                if stop.is_set():  # received as the stop came in: hand them straight back
+                    self._release(queue, messages)
+                    self.stats.released += len(messages)
                     return
-                self._metrics.receive_errors.inc()
-                backoff_s = receive_backoff_s(exc.code, backoff_s)
-                self._log.warning("receipts.receive_failed", error=str(exc), backoff_s=backoff_s)
-                stop.wait(backoff_s)
-                continue
-            if not messages:
-                if self._config.once:
-                    return
-                if self._config.poll_wait_s == 0:
-                    stop.wait(EMPTY_POLL_PAUSE_S)
-                continue
-            if stop.is_set():  # received as the stop came in: hand them straight back
-                self._release(queue, messages)
-                return
-            self._apply_batch(queue, pool, messages)
+                applying = [pool.submit(functools.partial(self._apply, m)) for m in messages]
+        finally:
+            self._finish(queue, applying)
 
     def _open(self) -> BatchQueue | None:
         """The queue, or None (disabled) when it does not exist; other failures retried."""
@@ -176,18 +195,17 @@ class ReceiptsLoop:
                 "receipts.disabled", reason="the receipts queue does not exist", error=str(exc)
             )
 
-    def _apply_batch(
-        self, queue: BatchQueue, pool: ThreadPool, messages: Sequence[ReceivedMessage]
-    ) -> None:
-        """Every message of one receive, up to the pool's size at once; then each is deleted
-        if, and only if, its own apply committed."""
-        futures = [pool.submit(functools.partial(self._apply, message)) for message in messages]
-        wait(futures)  # every apply has ended: none is cut short
-        results = [future.result() for future in futures]  # a bug in _apply re-raises here
-        applied = [r for r in results if r.outcome is Outcome.APPLIED]
+    def _finish(self, queue: BatchQueue, applying: Sequence[Future[Applied]]) -> None:
+        """Wait for every apply of one batch (none is cut short), then delete the messages
+        whose own apply committed, hand back the ones the stop kept from starting."""
+        if not applying:
+            return
+        wait(applying)
+        results = [future.result() for future in applying]  # a bug in _apply re-raises here
+        applied = [r.message for r in results if r.outcome is Outcome.APPLIED]
         released = [r.message for r in results if r.outcome is Outcome.RELEASED]
         if applied:
-            self._delete(queue, [r.message for r in applied])
+            self._delete(queue, applied)
         if released:
             self._release(queue, released)
         for result in results:

@@ -8,7 +8,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -289,6 +289,42 @@ def test_a_stop_lets_the_applies_in_flight_finish_and_hands_the_rest_back() -> N
         store.proceed.set()
 
 
+def wait_for(condition: Callable[[], bool]) -> bool:
+    """True once ``condition`` holds; False if it still does not after WAIT_S."""
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_the_next_receive_is_fetched_while_a_batch_applies_and_a_stop_hands_it_back() -> None:
+    phones = [f"91944444{i:04d}" for i in range(12)]
+    store = HeldStore()
+    world = sent_world(store, phones)
+    queue = MemoryQueue()
+    queue.send([delivered(world, phone) for phone in phones])  # a receive of 10, then of 2
+    loop = loop_over(world, queue, concurrency=10, once=False)
+    stop = threading.Event()
+    thread = loop.start(stop)
+    try:
+        for _ in range(10):
+            assert store.entered.acquire(timeout=WAIT_S)  # the first receive, all applying
+        assert wait_for(lambda: queue.depth() == (0, 12))  # ... and the second one received
+
+        stop.set()
+        store.proceed.set()
+        thread.join(timeout=WAIT_S)
+
+        assert not thread.is_alive()
+        assert sorted(queue.deleted) == sorted(f"m{i}" for i in range(10))
+        assert queue.depth() == (2, 0)  # the second receive, handed back unapplied
+        assert (loop.stats.messages, loop.stats.released) == (10, 2)
+    finally:
+        store.proceed.set()
+
+
 def test_an_apply_that_never_returns_does_not_hold_up_the_workers_exit() -> None:
     store = HeldStore()
     world = sent_world(store)
@@ -331,6 +367,4 @@ def test_an_apply_that_never_returns_does_not_hold_up_the_workers_exit() -> None
         assert receipts.deleted == []  # not applied, so not deleted: redelivered later
     finally:
         store.proceed.set()  # the apply ends; let the loop's thread finish before the next test
-        deadline = time.monotonic() + WAIT_S
-        while receipts.depth() != (0, 0) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: receipts.depth() == (0, 0))
