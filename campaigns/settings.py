@@ -26,6 +26,9 @@ DEFAULT_API_SESSION_TTL_S = 8 * 60 * 60
 # and a body is held in memory whole while its signature is checked.
 DEFAULT_WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
 MAX_WEBHOOK_BODY_BYTES = 16 * 1024 * 1024
+# The receipts loop: messages of one receive applied at once (each a few DynamoDB round trips).
+# One receive holds at most MAX_SQS_BATCH messages, so more than that adds nothing.
+DEFAULT_RECEIPTS_CONCURRENCY = 8
 # SQS: a queue's name is at most 80 characters; the dead-letter queue's adds "-dlq".
 MAX_QUEUE_NAME_LENGTH = 80 - len("-dlq")
 QUEUE_NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
@@ -98,6 +101,7 @@ class Settings(BaseSettings):
     poll_wait_s: int = Field(default=20, ge=0, le=20)
     shutdown_timeout_s: float = Field(default=25.0, gt=0, le=3600)
     consumer_concurrency: int = Field(default=1, ge=1, le=64)
+    receipts_concurrency: int = Field(default=DEFAULT_RECEIPTS_CONCURRENCY, ge=1, le=64)
     # Hot items: spread the campaign counters and the cap buckets over this many items once
     # the total send rate nears DynamoDB's per-item write ceiling (docs/performance.md).
     counter_shards: int = Field(default=1, ge=1, le=64)

@@ -24,7 +24,7 @@ from campaigns.engine.retry import RetryPolicy
 from campaigns.meta.cloudapi import CloudApiSender
 from campaigns.operator.commands import Producer
 from campaigns.ports import CapGuard, RateLimiter
-from campaigns.settings import Settings
+from campaigns.settings import MAX_SQS_BATCH, Settings
 
 
 def consumer_id() -> str:
@@ -72,7 +72,10 @@ class Engine:
 
 
 def build_engine(settings: Settings, metrics: EngineMetrics | None = None) -> Engine:
-    pool = max(10, settings.consumer_concurrency * 2 + 2)
+    # One connection per thread that may call DynamoDB at once: the batch threads (and their
+    # refunds), the heartbeat, and the receipts loop's appliers (at most one receive's worth).
+    receipts_threads = min(settings.receipts_concurrency, MAX_SQS_BATCH)
+    pool = max(10, settings.consumer_concurrency * 2 + 2 + receipts_threads)
     db = dynamodb_client(settings, max_pool_connections=pool)
     clock = SystemClock()
     store = DynamoStore(db, settings, clock)

@@ -72,7 +72,11 @@ def main(argv: list[str] | None = None, early_signals: list[int] | None = None) 
         queue_factory=lambda: build_receipts_queue(settings),
         applier=engine.receipt_applier(),
         metrics=engine.metrics,
-        config=ReceiptsConfig(visibility_timeout_s=settings.visibility_timeout_s, once=args.once),
+        config=ReceiptsConfig(
+            visibility_timeout_s=settings.visibility_timeout_s,
+            once=args.once,
+            concurrency=settings.receipts_concurrency,
+        ),
     )
     health = HealthState()
     try:
@@ -89,6 +93,7 @@ def main(argv: list[str] | None = None, early_signals: list[int] | None = None) 
         owner=owner,
         queue=batch_queue.url,
         concurrency=settings.consumer_concurrency,
+        receipts_concurrency=settings.receipts_concurrency,
         rate_per_s=settings.send_rate_per_second,
         daily_cap=settings.daily_cap,
         metrics_port=server.port,

@@ -8,6 +8,7 @@ failure propagates: the consumer then leaves the message for redelivery.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -104,7 +105,11 @@ class ReceiptApplier:
         self._metrics = metrics
         self._keywords = frozenset(k.strip().upper() for k in opt_out_keywords if k.strip())
         self._cache = cache
-        self._linked: dict[str, str] = {}  # BSUID -> phone known to be stored (bounded, FIFO)
+        # BSUID -> phone known to be stored (bounded, FIFO). The receipts loop applies several
+        # messages at once from one applier: the memo is read and trimmed under its own lock
+        # (the store calls are not, so links of different users never wait on each other).
+        self._linked: dict[str, str] = {}
+        self._linked_lock = threading.Lock()
         self._log = get_logger()
 
     def apply(self, events: Iterable[Event], skipped: Iterable[Skipped] = ()) -> ApplySummary:
@@ -215,13 +220,17 @@ class ReceiptApplier:
         """BSUID → phone, written only when it is new or changed (a read costs less), and not
         even read again for a pair this process already stored: every status of a user carries
         the BSUID, so without the memo each one cost a read."""
-        if self._linked.get(user_id) == phone:
-            return
+        with self._linked_lock:
+            if self._linked.get(user_id) == phone:
+                return
+        # Two threads may both get here for one pair: both read, at worst both write the same
+        # link (idempotent). A BSUID names one number, so links never disagree.
         if self._deliveries.phone_for_user(user_id) != phone:
             self._deliveries.link_user(user_id, phone)
-        if len(self._linked) >= LINKS_REMEMBERED:
-            del self._linked[next(iter(self._linked))]
-        self._linked[user_id] = phone
+        with self._linked_lock:
+            self._linked[user_id] = phone
+            while len(self._linked) > LINKS_REMEMBERED:
+                del self._linked[next(iter(self._linked))]
 
     def _suppress(self, phone: str | None, reason: str, summary: ApplySummary) -> None:
         if phone is None:

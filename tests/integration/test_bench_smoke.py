@@ -34,5 +34,8 @@ def test_the_benchmark_runs_end_to_end_and_measures_real_work(tmp_path: Path) ->
     assert runs["ours"]["inserted"] == runs["ours"]["enqueued"] == 1000
     assert runs["naive"]["inserted"] == 1000
     assert runs["ours"]["dynamodb_calls"] < runs["naive"]["dynamodb_calls"]
+    loop = results["receipts"]["loop"]  # every status applied at each concurrency, one end state
+    assert loop["same_end_state"]
+    assert all(run["applied"] == run["statuses"] and run["left"] == 0 for run in loop["runs"])
     assert len(results["table"]) >= 10
     assert "measured" in done.stdout

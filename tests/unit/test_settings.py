@@ -40,6 +40,7 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert settings.visibility_timeout_s == 60
     assert settings.lease_s == 60
     assert settings.metrics_port == 8000
+    assert settings.receipts_concurrency == 8
     assert settings.log_format == "json"
 
 
@@ -78,6 +79,8 @@ def test_the_defaults_are_the_documented_ones() -> None:
         ("VISIBILITY_TIMEOUT_S", "120", "visibility_timeout_s", 120),
         ("LEASE_S", "90", "lease_s", 90),
         ("METRICS_PORT", "9100", "metrics_port", 9100),
+        ("RECEIPTS_CONCURRENCY", "1", "receipts_concurrency", 1),
+        ("RECEIPTS_CONCURRENCY", "64", "receipts_concurrency", 64),
         ("LOG_FORMAT", "console", "log_format", "console"),
         ("LOG_FORMAT", "CONSOLE", "log_format", "console"),
     ],
@@ -106,6 +109,8 @@ def test_each_setting_is_read_from_its_environment_variable(
         ("BATCH_SIZE", "26"),
         ("VISIBILITY_TIMEOUT_S", "abc"),
         ("METRICS_PORT", "70000"),
+        ("RECEIPTS_CONCURRENCY", "0"),
+        ("RECEIPTS_CONCURRENCY", "65"),
         ("META_API_VERSION", "25.0"),
         ("META_API_BASE_URL", "graph.facebook.com"),
         ("META_READ_TIMEOUT_S", "0"),
