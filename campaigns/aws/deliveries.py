@@ -3,17 +3,18 @@
 ``apply_delivery`` reads the recipient (consistently), decides with the pure merge
 (``campaigns.domain.delivery.merge_delivery``) and writes the decision conditioned on every
 value it was decided from — the recipient's ``status``, its ``deliveryStatus`` and each
-attribute it sets — so a write that lost a race is refused and decided again (bounded:
-``MAX_DELIVERY_RACES``). When the decision moves counters, the recipient update and the
-counter ``ADD`` go in ONE ``TransactWriteItems``: both or neither, so the counters are exact
-under duplicates, any order and concurrent consumers. The counter item is one of the delivery
-counters' own shards, ``COUNTER#D<k>`` (k from the phone, ``DELIVERY_SHARDS`` of them at
-least), summed on read with the others (``counters.with_shards``): never METADATA nor a
-send-counter shard, because DynamoDB refuses a plain write to an item a transaction holds
-(TransactionConflict), and the batch threads ADD to those on the send path. Several shards also
-keep concurrent delivery transactions from conflicting with each other. A decision that moves
-no counter (a SENT, an earlier timestamp) is one conditional ``UpdateItem``. This is the one
-transaction of the system, and it is off the send path (docs/architecture.md).
+attribute it sets — so a write that lost a race is refused and decided again (bounded, after a
+random wait: ``retrying.delivery_races``). When the decision moves counters, the recipient
+update and the counter ``ADD`` go in ONE ``TransactWriteItems``: both or neither, so the
+counters are exact under duplicates, any order and concurrent consumers. The counter item is
+one of the delivery counters' own shards, ``COUNTER#D<k>`` (k from the phone,
+``DELIVERY_SHARDS`` of them at least), summed on read with the others
+(``counters.with_shards``): never METADATA nor a send-counter shard, because DynamoDB refuses a
+plain write to an item a transaction holds (TransactionConflict), and the batch threads ADD to
+those on the send path. Several shards also keep concurrent delivery transactions from
+conflicting with each other. A decision that moves no counter (a SENT, an earlier timestamp) is
+one conditional ``UpdateItem``. This is the one transaction of the system, and it is off the
+send path (docs/architecture.md).
 
 A lost answer: the transaction carries a ClientRequestToken per decision, so on DynamoDB a
 retry of a landed try succeeds (moto ignores the token: there it is refused, decided again and
@@ -55,6 +56,7 @@ from campaigns.aws.items import (
     recipient_of_key,
     user_link_key,
 )
+from campaigns.aws.retrying import DELIVERY_RACE_TRIES, delivery_races
 from campaigns.domain.clock import iso_utc
 from campaigns.domain.delivery import DeliveryChange, merge_delivery
 from campaigns.domain.errors import StoreUnavailable
@@ -64,9 +66,6 @@ from campaigns.ports import Clock
 if TYPE_CHECKING:
     from tenacity import Retrying
 
-# A report decided again this often after losing a race to another writer of the same
-# recipient gives up with StoreUnavailable (the receipt is redelivered later).
-MAX_DELIVERY_RACES = 8
 DELIVERY_SHARDS = 8  # at least: COUNTER#D0..7 (more with COUNTER_SHARDS)
 _NOT_FOUND = DeliveryApplied(
     found=False, changed=False, resolved_unknown=False, before=None, after=None
@@ -89,25 +88,27 @@ class Deliveries:
         self._clock = clock
         self._retry = retry
         self._shards = shards
+        self._races = delivery_races(clock, _LostRace)
 
     def apply_delivery(self, report: DeliveryReport) -> DeliveryApplied:
-        key = recipient_key(report.campaign_id, report.phone)
-        for _ in range(MAX_DELIVERY_RACES):
-            item = self._recipients.get(key)
-            if item is None:
-                return _NOT_FOUND
-            current = recipient_from_item(report.campaign_id, item)
-            change = merge_delivery(current, report)
-            if not change.writes:
-                return change.applied()
-            try:
-                self._write(report, current, change)
-            except _LostRace:
-                continue
-            return change.applied()
-        raise StoreUnavailable(
-            f"DynamoDB delivery write lost {MAX_DELIVERY_RACES} races in a row: try again later"
-        )
+        try:
+            return self._races(lambda: self._apply_once(report))
+        except _LostRace:
+            raise StoreUnavailable(
+                f"DynamoDB delivery write lost {DELIVERY_RACE_TRIES} races in a row: "
+                "try again later"
+            ) from None
+
+    def _apply_once(self, report: DeliveryReport) -> DeliveryApplied:
+        """Read, decide, write conditioned on what was read (``_LostRace`` if it moved)."""
+        item = self._recipients.get(recipient_key(report.campaign_id, report.phone))
+        if item is None:
+            return _NOT_FOUND
+        current = recipient_from_item(report.campaign_id, item)
+        change = merge_delivery(current, report)
+        if change.writes:
+            self._write(report, current, change)
+        return change.applied()
 
     def _write(self, report: DeliveryReport, current: Recipient, change: DeliveryChange) -> None:
         """The decision, conditioned on what it was decided from (``_LostRace`` if refused)."""

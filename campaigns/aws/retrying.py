@@ -4,7 +4,9 @@ botocore already retries throttling and 5xx on every request (``clients.client_c
 bounded loops sit on top of it where giving up would leave state wrong or work undone. Each
 policy waits through the ``Clock`` port, so a ``ManualClock`` makes tests wait for nothing.
 The waits are deterministic (no jitter), as they were when these loops were hand-rolled:
-tenacity's ``wait_exponential`` waits ``first_wait_s * 2 ** (attempt - 1)``.
+tenacity's ``wait_exponential`` waits ``first_wait_s * 2 ** (attempt - 1)``. The one exception
+is ``delivery_races``: writers that lost a race to each other must not come back in step, so
+its waits are random (full jitter).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tenacity import (
     retry_if_result,
     stop_after_attempt,
     wait_exponential,
+    wait_random_exponential,
 )
 
 from campaigns.domain.errors import QueueUnavailable, StoreUnavailable
@@ -38,6 +41,14 @@ UNPROCESSED_MAX_WAIT_S = 2.0
 # SQS SendMessageBatch, failed call or failed entries: 5 attempts, waiting 0.2 s doubling.
 SQS_SEND_ATTEMPTS = 5
 SQS_SEND_FIRST_WAIT_S = 0.2
+
+
+# A delivery report whose conditional write lost a race to another writer of the same
+# recipient (or whose transaction was cancelled by one on the same counter shard) is decided
+# again: 8 tries, each after a random wait of up to 5 ms doubling, at most 100 ms.
+DELIVERY_RACE_TRIES = 8
+DELIVERY_RACE_FIRST_WAIT_S = 0.005
+DELIVERY_RACE_MAX_WAIT_S = 0.1
 
 
 def _sleeping(clock: Clock) -> Callable[[float], None]:
@@ -89,4 +100,18 @@ def sqs_sends(clock: Clock) -> Retrying:
         retry=retry_if_exception_type(QueueUnavailable) | retry_if_result(bool),
         sleep=_sleeping(clock),
         retry_error_callback=_last_outcome,
+    )
+
+
+def delivery_races(clock: Clock, lost: type[Exception]) -> Retrying:
+    """Call again while the call raises ``lost`` (it decided from a value another writer has
+    changed since); after the last try, ``lost`` is re-raised for the caller to report."""
+    return Retrying(
+        stop=stop_after_attempt(DELIVERY_RACE_TRIES),
+        wait=wait_random_exponential(
+            multiplier=DELIVERY_RACE_FIRST_WAIT_S, max=DELIVERY_RACE_MAX_WAIT_S
+        ),
+        retry=retry_if_exception_type(lost),
+        sleep=_sleeping(clock),
+        reraise=True,
     )

@@ -12,9 +12,12 @@ from campaigns.aws.bulk import BulkRecipients
 from campaigns.aws.dynamo import Refused
 from campaigns.aws.queue import SqsQueue
 from campaigns.aws.retrying import (
+    DELIVERY_RACE_MAX_WAIT_S,
+    DELIVERY_RACE_TRIES,
     SQS_SEND_ATTEMPTS,
     STORE_WRITE_ATTEMPTS,
     UNPROCESSED_TRIES,
+    delivery_races,
     sqs_sends,
     store_writes,
     unprocessed_batches,
@@ -81,6 +84,36 @@ def test_store_writes_honour_the_stores_commit_attempts() -> None:
 
     assert calls.count == 2
     assert clock.slept == pytest.approx([0.2])
+
+
+class LostRace(Exception):
+    pass
+
+
+def test_delivery_races_retry_a_lost_race_after_random_bounded_waits_then_reraise() -> None:
+    clock = ManualClock()
+    calls = Calls(LostRace("moved"))
+
+    with pytest.raises(LostRace):
+        delivery_races(clock, LostRace)(calls)
+
+    assert calls.count == DELIVERY_RACE_TRIES == 8
+    assert len(clock.slept) == DELIVERY_RACE_TRIES - 1
+    # Full jitter: each wait is random within a doubling bound, capped at 100 ms.
+    bounds = [min(0.005 * 2**attempt, DELIVERY_RACE_MAX_WAIT_S) for attempt in range(7)]
+    assert all(0 <= wait <= bound for wait, bound in zip(clock.slept, bounds, strict=True))
+    again = ManualClock()
+    with pytest.raises(LostRace):
+        delivery_races(again, LostRace)(Calls(LostRace("moved")))
+    assert again.slept != clock.slept  # two racers do not come back in step
+
+
+def test_delivery_races_do_not_retry_other_errors_and_return_the_first_answer() -> None:
+    clock = ManualClock()
+
+    assert delivery_races(clock, LostRace)(Calls(LostRace("a"), "applied")) == "applied"
+    with pytest.raises(StoreUnavailable):
+        delivery_races(clock, LostRace)(Calls(StoreUnavailable("down"), "never"))
 
 
 def test_unprocessed_batches_give_back_what_is_left_after_eight_tries() -> None:
