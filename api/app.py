@@ -35,6 +35,7 @@ def create_app(settings: Settings, build: Build = build_operator) -> FastAPI:
     app = FastAPI(title=TITLE, version=VERSION, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.producer = build(settings)
+    _ = app.state.producer.prices  # PRICES_FILE read now: a bad table refuses to start
     app.state.keyring = auth.KeyRing(keys, settings.api_session_ttl_s)
     metrics = ApiMetrics()
     app.state.metrics = metrics

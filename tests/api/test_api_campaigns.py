@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from campaigns.domain.errors import ConfigError
 from campaigns.domain.models import RecipientStatus
 from tests.api.support import CREATE, Api, build_api, csv_of
 from tests.unit.producer_support import e164, national, unknown_campaign_id
@@ -329,3 +330,11 @@ def test_every_campaign_route_answers_404_for_an_unknown_id_and_422_for_a_malfor
     assert api.refused(method, f"/api/campaigns/cmp_nope{suffix}", 422, **kwargs) == (
         "Malformed campaign id: 'cmp_nope' (expected cmp_<uuid4>)"
     )
+
+
+def test_the_api_refuses_to_start_with_a_malformed_price_table(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.csv"
+    prices.write_text("calling_code,category,price\n91,marketing\n")
+
+    with pytest.raises(ConfigError, match=r"line 2: 2 values, expected 3"):
+        build_api(prices_file=prices)
