@@ -5,8 +5,9 @@ in-memory one (campaigns/memory); tests/contract holds both to the same behaviou
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from campaigns.domain.models import (
@@ -230,6 +231,9 @@ class Reservation:
     used: int  # units used in the window after this reservation (for the gauge)
     limit: int  # the cap it was checked against (0: unlimited)
     shard: int = 0  # which cap shard holds it (COUNTER_SHARDS > 1)
+    # Names this reservation's refund, so a retried refund whose first try landed is
+    # recognised instead of giving the unit back twice.
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 @dataclass(frozen=True)
@@ -241,7 +245,11 @@ class CapUsage:
 class CapGuard(Protocol):
     def reserve(self, now_s: float) -> Reservation | None: ...
 
-    def refund(self, reservation: Reservation) -> None: ...
+    def refund(self, reservation: Reservation) -> None:
+        """Give the unit back, once: a retry of this refund whose earlier try landed (answer
+        lost) is recognised and not counted again. Raises ``StoreUnavailable`` when the store
+        stays unavailable through the adapter's retries (the unit then stays charged)."""
+        ...
 
     def usage(self, now_s: float) -> CapUsage: ...
 
