@@ -49,8 +49,17 @@ class CampaignStore(Protocol):
     def get_campaign(self, campaign_id: str) -> Campaign | None: ...
 
     def transition(
-        self, campaign_id: str, action: Action, *, pause_reason: str | None = None
-    ) -> Campaign: ...
+        self,
+        campaign_id: str,
+        action: Action,
+        *,
+        pause_reason: str | None = None,
+        generation: int | None = None,
+    ) -> Campaign:
+        """One conditional write (``InvalidTransition`` when refused). START and RESUME bump
+        ``pending_generation``; COMPLETE with ``generation`` (the value read before its scan)
+        is refused if it changed since, or while a requeue-unknown is under way."""
+        ...
 
     def add_counts(
         self,
@@ -168,6 +177,16 @@ class OperatorStore(CampaignStore, Protocol):
     def expire_lease(self, recipient: Recipient, now_s: float) -> bool: ...
 
     def requeue_unknown(self, recipient: Recipient) -> bool: ...
+
+    def begin_requeue(self, campaign_id: str, until_s: float) -> None:
+        """Hold off completion until ``end_requeue`` (or ``until_s``); refused with
+        ``InvalidTransition`` when the campaign is COMPLETED or CANCELLED."""
+        ...
+
+    def end_requeue(self, campaign_id: str) -> None:
+        """Bump ``pending_generation`` and lift the hold: a completion whose scan began before
+        this is refused."""
+        ...
 
     def lock_import(self, campaign_id: str, token: str, now_s: float) -> None:
         """Hold the campaign for one populate (refused: ``ImportLocked`` / ``InvalidInput``)."""

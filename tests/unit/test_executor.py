@@ -84,9 +84,16 @@ class RecordingStore(MemoryStore):
         self.transitions: list[Action] = []
 
     def transition(
-        self, campaign_id: str, action: Action, *, pause_reason: str | None = None
+        self,
+        campaign_id: str,
+        action: Action,
+        *,
+        pause_reason: str | None = None,
+        generation: int | None = None,
     ) -> Campaign:
-        campaign = super().transition(campaign_id, action, pause_reason=pause_reason)
+        campaign = super().transition(
+            campaign_id, action, pause_reason=pause_reason, generation=generation
+        )
         self.transitions.append(action)
         return campaign
 
