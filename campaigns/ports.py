@@ -5,8 +5,9 @@ in-memory one (campaigns/memory); tests/contract holds both to the same behaviou
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from campaigns.domain.models import (
@@ -48,8 +49,17 @@ class CampaignStore(Protocol):
     def get_campaign(self, campaign_id: str) -> Campaign | None: ...
 
     def transition(
-        self, campaign_id: str, action: Action, *, pause_reason: str | None = None
-    ) -> Campaign: ...
+        self,
+        campaign_id: str,
+        action: Action,
+        *,
+        pause_reason: str | None = None,
+        generation: int | None = None,
+    ) -> Campaign:
+        """One conditional write (``InvalidTransition`` when refused). START and RESUME bump
+        ``pending_generation``; COMPLETE with ``generation`` (the value read before its scan)
+        is refused if it changed since, or while a requeue-unknown is under way."""
+        ...
 
     def add_counts(
         self,
@@ -168,6 +178,16 @@ class OperatorStore(CampaignStore, Protocol):
 
     def requeue_unknown(self, recipient: Recipient) -> bool: ...
 
+    def begin_requeue(self, campaign_id: str, until_s: float) -> None:
+        """Hold off completion until ``end_requeue`` (or ``until_s``); refused with
+        ``InvalidTransition`` when the campaign is COMPLETED or CANCELLED."""
+        ...
+
+    def end_requeue(self, campaign_id: str) -> None:
+        """Bump ``pending_generation`` and lift the hold: a completion whose scan began before
+        this is refused."""
+        ...
+
     def lock_import(self, campaign_id: str, token: str, now_s: float) -> None:
         """Hold the campaign for one populate (refused: ``ImportLocked`` / ``InvalidInput``)."""
         ...
@@ -230,6 +250,9 @@ class Reservation:
     used: int  # units used in the window after this reservation (for the gauge)
     limit: int  # the cap it was checked against (0: unlimited)
     shard: int = 0  # which cap shard holds it (COUNTER_SHARDS > 1)
+    # Names this reservation's refund, so a retried refund whose first try landed is
+    # recognised instead of giving the unit back twice.
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 @dataclass(frozen=True)
@@ -241,7 +264,11 @@ class CapUsage:
 class CapGuard(Protocol):
     def reserve(self, now_s: float) -> Reservation | None: ...
 
-    def refund(self, reservation: Reservation) -> None: ...
+    def refund(self, reservation: Reservation) -> None:
+        """Give the unit back, once: a retry of this refund whose earlier try landed (answer
+        lost) is recognised and not counted again. Raises ``StoreUnavailable`` when the store
+        stays unavailable through the adapter's retries (the unit then stays charged)."""
+        ...
 
     def usage(self, now_s: float) -> CapUsage: ...
 

@@ -38,7 +38,8 @@ class FaultRule:
     ``match`` is a ``re.fullmatch`` pattern over the recipient's digits (no ``+``).
     Terminal kinds (at most one per rule): ``code``, ``html``, ``empty``, ``hang_s``, ``reset``.
     ``latency_ms`` (a number or a ``(min, max)`` pair) delays the answer; on its own it is
-    non-terminal. ``after_accept`` (with ``hang_s`` or ``reset``) records the message first.
+    non-terminal. ``after_accept`` (with ``hang_s``, ``reset`` or ``html``) records the message
+    first: a gateway that lost Meta's answer to a request Meta accepted.
     """
 
     match: str = ".*"
@@ -74,8 +75,8 @@ class FaultRule:
         kinds = [k for k in ("code", "html", "empty", "hang_s", "reset") if self._has(k)]
         if len(kinds) > 1:
             raise ValueError(f"a rule has at most one answer kind, got {', '.join(kinds)}")
-        if self.after_accept and self.hang_s is None and not self.reset:
-            raise ValueError("after_accept needs hang_s or reset")
+        if self.after_accept and self.hang_s is None and not (self.reset or self.html):
+            raise ValueError("after_accept needs hang_s, reset or html")
         if self.http_status is not None and not (self.code is not None or self.html or self.empty):
             raise ValueError("http_status needs code, html or empty")
 

@@ -1,6 +1,13 @@
 """Campaign items: create, read, list, the state machine's transitions, and the import lock
 (one populate at a time, and no start or resume while it runs). The suppression list is
-``campaigns.aws.suppressions``."""
+``campaigns.aws.suppressions``.
+
+COMPLETED only when nothing was made PENDING since the completion's scan began: START and
+RESUME ``ADD pendingGeneration 1`` (populate only writes while DRAFT or PAUSED, so one of them
+comes between it and any completion); a requeue-unknown holds completion off with
+``requeueUntil`` while it flips recipients, then bumps the generation and lifts the hold. The
+COMPLETE write requires the generation its caller read before the scan (an item without the
+attribute reads as 0) and no live hold."""
 
 from __future__ import annotations
 
@@ -40,6 +47,7 @@ from campaigns.domain.models import (
     TRANSITIONS,
     Action,
     Campaign,
+    CampaignStatus,
 )
 from campaigns.ports import Clock
 
@@ -56,6 +64,12 @@ _STAMP = {
     Action.COMPLETE: campaign_attribute("completed_at"),
 }
 _PAUSE_REASON = campaign_attribute("pause_reason")
+_GENERATION = campaign_attribute("pending_generation")
+_REQUEUE_HOLD = "requeueUntil"  # epoch s: a requeue-unknown under way holds off COMPLETE
+_TERMINAL = {
+    ":done": text(CampaignStatus.COMPLETED.value),
+    ":gone": text(CampaignStatus.CANCELLED.value),
+}
 
 
 class CampaignRecords:
@@ -112,10 +126,16 @@ class CampaignRecords:
         return sorted((c for c in campaigns if c), key=lambda c: c.created_at or "")
 
     def transition(
-        self, campaign_id: str, action: Action, *, pause_reason: str | None = None
+        self,
+        campaign_id: str,
+        action: Action,
+        *,
+        pause_reason: str | None = None,
+        generation: int | None = None,
     ) -> Campaign:
         """Move the campaign by ``action`` with one conditional write; two racing callers
-        cannot both win (the loser gets ``InvalidTransition``)."""
+        cannot both win (the loser gets ``InvalidTransition``). See the module's docstring for
+        ``generation``."""
         sources, target = TRANSITIONS[action]
         token = WriteToken()
         values: dict[str, Any] = {
@@ -140,6 +160,10 @@ class CampaignRecords:
             # Not while a populate is writing: its late recipients would never be enqueued.
             condition += " AND (attribute_not_exists(importLock) OR importLockUntil < :nowN)"
             values[":nowN"] = number(int(self._clock.now()))
+            expression += f" ADD {_GENERATION} :one"
+            values[":one"] = number(1)
+        elif action is Action.COMPLETE and generation is not None:
+            condition += " AND " + self._unchanged(generation, values)
         try:
             written = self._table.update(
                 campaign_key(campaign_id),
@@ -154,12 +178,53 @@ class CampaignRecords:
             if not refused.item:
                 raise CampaignNotFound(campaign_id) from None
             current = refused.found.get("status", "UNKNOWN")
+            if action is Action.COMPLETE:  # RUNNING, but made PENDING again since the scan
+                raise InvalidTransition(str(current), action.value) from None
             if current in {status.value for status in sources}:
                 raise ImportLocked(
                     f"Campaign is being populated: cannot {action.value} until the import ends"
                 ) from None
             raise InvalidTransition(str(current), action.value) from None
         return campaign_from_item(written.item)
+
+    def _unchanged(self, generation: int, values: dict[str, Any]) -> str:
+        """COMPLETE's extra condition: the generation read before the scan, and no live hold."""
+        values[":gen"] = number(generation)
+        values[":nowN"] = number(int(self._clock.now()))
+        same = f"{_GENERATION} = :gen"
+        if generation == 0:  # an item written before the attribute existed
+            same = f"(attribute_not_exists({_GENERATION}) OR {same})"
+        return f"{same} AND (attribute_not_exists({_REQUEUE_HOLD}) OR {_REQUEUE_HOLD} < :nowN)"
+
+    # -- requeue-unknown's hold on completion --------------------------------------------------
+
+    def begin_requeue(self, campaign_id: str, until_s: float) -> None:
+        try:
+            self._table.update(
+                campaign_key(campaign_id),
+                f"SET {_REQUEUE_HOLD} = :until",
+                condition="attribute_exists(PK) AND NOT (#s IN (:done, :gone))",
+                names=_STATUS,
+                values={":until": number(int(until_s)), **_TERMINAL},
+                refused_item=True,
+                retry=self._retry,  # idempotent: a repeat sets the same value
+            )
+        except Refused as refused:
+            if not refused.item:
+                raise CampaignNotFound(campaign_id) from None
+            current = refused.found.get("status", "UNKNOWN")
+            raise InvalidTransition(str(current), "requeue-unknown") from None
+
+    def end_requeue(self, campaign_id: str) -> None:
+        token = WriteToken()
+        self._table.update(
+            campaign_key(campaign_id),
+            f"ADD {_GENERATION} :one SET {WRITE_TOKEN} = :tok REMOVE {_REQUEUE_HOLD}",
+            condition=f"attribute_exists(PK) AND NOT ({WRITE_TOKEN} = :tok)",
+            values={":one": number(1), ":tok": text(token.value)},
+            landed=token.landed,  # a repeat must not bump twice (harmless, but exact)
+            retry=self._retry,
+        )
 
     # -- the import lock ----------------------------------------------------------------------
 

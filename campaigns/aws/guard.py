@@ -16,26 +16,35 @@ therefore 24-25 hours, never less than Meta's 24, and no interleaving of racing 
 pass the cap: the only bucket still open is checked by the condition itself.
 
 Refunds (``ADD -1``) only ever lower a bucket, so a cached frozen sum errs on the safe side;
-a refusal is confirmed with a fresh consistent read before it is believed.
+a refusal is confirmed with a fresh consistent read before it is believed. A refund is safe to
+retry: it also writes the reservation's id into its thread's ``refundToken_<slot>`` attribute
+and is conditional on that slot not holding it yet, so a retry whose first try landed (answer
+lost) is recognised instead of refunding twice (as ``campaigns.aws.counters`` does for ADDs).
+It is retried under ``campaigns.aws.retrying.refunds``; when it still fails, the caller keeps
+the unit charged (``campaigns.engine.commit``).
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from campaigns.aws.dynamo import Item, Refused, Table, deserialize, flag, number
+from campaigns.aws.dynamo import Item, Refused, Table, deserialize, flag, number, text
 from campaigns.aws.items import bucket_key, counter_bucket, counter_key
+from campaigns.aws.retrying import refunds
+from campaigns.domain.clock import SystemClock
 from campaigns.domain.errors import StoreUnavailable
-from campaigns.ports import CapUsage, Reservation
+from campaigns.ports import CapUsage, Clock, Reservation
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 HOURS = 24
 MAX_RESERVE_TRIES = 12  # conflicts only happen around hour boundaries
+REFUND_TOKEN_PREFIX = "refundToken_"  # noqa: S105 (an attribute name, not a secret)
 
 
 def hour_attr(hour: int) -> str:
@@ -93,12 +102,15 @@ class DynamoCapGuard:
         *,
         refund_client: DynamoDBClient | None = None,
         shard: int = 0,
+        clock: Clock | None = None,
     ) -> None:
         self._table = Table(client, table)
         self._shard = shard
-        # Refunds are not idempotent (ADD -1): give them a client that never retries, so a
-        # lost answer costs at most a leaked unit (safe), never a double refund (unsafe).
+        # Refunds recognise their own landed tries (see the module's docstring), so they are
+        # retried: by botocore when ``refund_client`` retries, and by the ``refunds`` policy.
         self._refunds = Table(refund_client or client, table)
+        self._refund_retry = refunds(clock or SystemClock())
+        self._refund_slot = threading.local()  # one slot per thread: its refunds are serial
         self._cap = cap
         self._portfolio = portfolio
         self._lock = threading.Lock()
@@ -139,18 +151,30 @@ class DynamoCapGuard:
         raise StoreUnavailable("cap reservation kept conflicting; try again later")
 
     def refund(self, reservation: Reservation) -> None:
-        attr = hour_attr(reservation.hour)
+        slot = REFUND_TOKEN_PREFIX + self._slot()
+
+        def landed(found: dict[str, Any]) -> bool:
+            return found.get(slot) == reservation.id
+
         try:
             self._refunds.update(
                 bucket_key(reservation.bucket),
-                "ADD #c :minus, #h :minus",
-                condition="#h > :zero",
-                names={"#c": "count", "#h": attr},
-                values={":minus": number(-1), ":zero": number(0)},
+                "ADD #c :minus, #h :minus SET #r = :id",
+                condition="#h > :zero AND (attribute_not_exists(#r) OR #r <> :id)",
+                names={"#c": "count", "#h": hour_attr(reservation.hour), "#r": slot},
+                values={":minus": number(-1), ":zero": number(0), ":id": text(reservation.id)},
+                landed=landed,
+                retry=self._refund_retry,
                 what="refund",
             )
         except Refused:
-            return  # the bucket holds nothing to refund (never below zero)
+            return  # refunded already, or the bucket holds nothing to refund (never below 0)
+
+    def _slot(self) -> str:
+        slot: str | None = getattr(self._refund_slot, "value", None)
+        if slot is None:
+            slot = self._refund_slot.value = uuid.uuid4().hex[:12]
+        return slot
 
     def usage(self, now_s: float) -> CapUsage:
         day, hour = day_and_hour(now_s)
@@ -273,6 +297,7 @@ class ShardedCapGuard:
         *,
         portfolio: str = "default",
         refund_client: DynamoDBClient | None = None,
+        clock: Clock | None = None,
     ) -> ShardedCapGuard:
         shares = [cap // shards + (1 if k < cap % shards else 0) for k in range(shards)]
         if cap and min(shares) == 0:
@@ -280,7 +305,13 @@ class ShardedCapGuard:
         return cls(
             [
                 DynamoCapGuard(
-                    client, table, share, portfolio, refund_client=refund_client, shard=k
+                    client,
+                    table,
+                    share,
+                    portfolio,
+                    refund_client=refund_client,
+                    shard=k,
+                    clock=clock,
                 )
                 for k, share in enumerate(shares)
             ]
@@ -315,6 +346,7 @@ class ShardedCapGuard:
                     used=used,
                     limit=self.limit,
                     shard=shard,
+                    id=reservation.id,
                 )
         return None
 

@@ -143,6 +143,8 @@ CAMPAIGN_ATTRIBUTES: Final[Mapping[str, _Attribute]] = {
     "paused_at": _Attribute("pausedAt", created=False),
     "completed_at": _Attribute("completedAt", created=False),
     "cancelled_at": _Attribute("cancelledAt", created=False),
+    # Older items lack it: 0 (campaigns.aws.campaign_records, COMPLETE's condition).
+    "pending_generation": _Attribute("pendingGeneration", 0, created=False),
 }
 CAMPAIGN_COUNTERS: Final = (
     "total_recipients",

@@ -42,6 +42,10 @@ UNPROCESSED_MAX_WAIT_S = 2.0
 SQS_SEND_ATTEMPTS = 5
 SQS_SEND_FIRST_WAIT_S = 0.2
 
+# A refund of a unit of the cap (idempotent: it records the reservation it refunds): 5
+# attempts, waiting 0.1 s doubling. After that the unit stays charged (safe for the cap).
+REFUND_ATTEMPTS = 5
+REFUND_FIRST_WAIT_S = 0.1
 
 # A delivery report whose conditional write lost a race to another writer of the same
 # recipient (or whose transaction was cancelled by one on the same counter shard) is decided
@@ -67,16 +71,26 @@ def _last_outcome(state: RetryCallState) -> Any:
     return state.outcome.result()
 
 
-def store_writes(clock: Clock, attempts: int = STORE_WRITE_ATTEMPTS) -> Retrying:
+def store_writes(
+    clock: Clock,
+    attempts: int = STORE_WRITE_ATTEMPTS,
+    first_wait_s: float = STORE_WRITE_FIRST_WAIT_S,
+) -> Retrying:
     """Retry a store request on ``StoreUnavailable``; a refused condition is an answer, not
     retried."""
     return Retrying(
         stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=STORE_WRITE_FIRST_WAIT_S),
+        wait=wait_exponential(multiplier=first_wait_s),
         retry=retry_if_exception_type(StoreUnavailable),
         sleep=_sleeping(clock),
         reraise=True,
     )
+
+
+def refunds(clock: Clock) -> Retrying:
+    """Retry a refund on ``StoreUnavailable`` (its write recognises its own landed tries, so
+    retrying never refunds twice); the last error is re-raised as it was."""
+    return store_writes(clock, REFUND_ATTEMPTS, REFUND_FIRST_WAIT_S)
 
 
 def unprocessed_batches(clock: Clock) -> Retrying:

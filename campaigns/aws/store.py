@@ -110,9 +110,22 @@ class DynamoStore:
         return self._campaigns.list_campaigns()
 
     def transition(
-        self, campaign_id: str, action: Action, *, pause_reason: str | None = None
+        self,
+        campaign_id: str,
+        action: Action,
+        *,
+        pause_reason: str | None = None,
+        generation: int | None = None,
     ) -> Campaign:
-        return self._campaigns.transition(campaign_id, action, pause_reason=pause_reason)
+        return self._campaigns.transition(
+            campaign_id, action, pause_reason=pause_reason, generation=generation
+        )
+
+    def begin_requeue(self, campaign_id: str, until_s: float) -> None:
+        self._campaigns.begin_requeue(campaign_id, until_s)
+
+    def end_requeue(self, campaign_id: str) -> None:
+        self._campaigns.end_requeue(campaign_id)
 
     def suppress(self, phone: str, reason: str) -> None:
         self._suppressions.suppress(phone, reason)

@@ -81,6 +81,8 @@ TRANSITIONS: Mapping[Action, tuple[frozenset[CampaignStatus], CampaignStatus]] =
 POPULATE_STATUSES = frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED})
 # An import holds the campaign this long between renewals (start/resume wait for it).
 IMPORT_LOCK_S = 900
+# How long a requeue-unknown holds off completion (a dead one's hold lapses after this).
+REQUEUE_HOLD_S = 900
 # The pause reason of an operator's pause, and the UNKNOWN reason of a lease that ran out.
 OPERATOR_PAUSE_REASON = "Paused by operator"
 LEASE_EXPIRED = "lease expired"
@@ -143,6 +145,10 @@ class Campaign:
     paused_at: str | None = None
     completed_at: str | None = None
     cancelled_at: str | None = None
+    # Bumped by every path that makes closed recipients PENDING again while the campaign can
+    # run (start, resume, requeue-unknown); COMPLETE requires the value read before its scan.
+    # Items written before it existed read as 0.
+    pending_generation: int = 0
 
     @property
     def pending_count(self) -> int:

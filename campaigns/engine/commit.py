@@ -1,8 +1,13 @@
 """Writing the outcome the executor decided for one recipient, and what it does to the campaign.
 
-The recipient's item is written first, then what follows from it: its unit of the cap
-refunded (or kept), the metrics, the campaign's counters (the campaign they return is
-remembered in the shared cache), the batch summary last. The executor decides; this writes.
+The recipient's item is written first, then what follows from it: the metrics, the campaign's
+counters (the campaign they return is remembered in the shared cache), its unit of the cap
+refunded (or kept), the batch summary last. The executor decides; this writes.
+
+A refund comes after the writes that must not be skipped, and a refund that fails (DynamoDB
+unavailable through the guard's retries) is a metric and one warning line, never an error:
+the unit stays charged, the safe direction for the cap, and reconcile never needs to repair
+a counter or a pause for it.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from campaigns.domain.errors import InvalidTransition
+from campaigns.domain.errors import InvalidTransition, StoreUnavailable
 from campaigns.domain.models import (
     HELD_FOR_QUALITY,
     SUPPRESSED_CODE,
@@ -69,8 +74,6 @@ class Committer:
         self, claim: Claim, reservation: Reservation, code: str, summary: BatchSummary
     ) -> None:
         result = self._store.commit_failed(claim, code, self._clock.now())
-        # Meta answered with a rejection, so nobody was reached: refund the unit.
-        self._guard.refund(reservation)
         self._metrics.failed.labels(error_code=code).inc()
         if result.committed:
             unknown = -1 if result.was_unknown else 0
@@ -81,6 +84,8 @@ class Committer:
                 phone=mask(claim.recipient.phone),
                 error_code=code,
             )
+        # Meta answered with a rejection, so nobody was reached: refund the unit.
+        self.refund(reservation, claim.recipient.campaign_id)
         summary.record(claim.recipient.phone, RecipientOutcome.FAILED)
 
     def suppressed(self, claim: Claim, summary: BatchSummary) -> None:
@@ -117,20 +122,35 @@ class Committer:
     ) -> None:
         """Back to PENDING, its unit of the cap refunded."""
         self._store.release(claim, refund_attempt=refund_attempt)
-        self._guard.refund(reservation)
+        self.refund(reservation, claim.recipient.campaign_id)
         summary.record(claim.recipient.phone, RecipientOutcome.RELEASED)
 
     def halted(self, claim: Claim, reservation: Reservation, summary: BatchSummary) -> None:
         """A campaign-level answer, not this number's fault: back to PENDING, the attempt kept
-        and marked as halted, the unit refunded."""
+        and marked as halted, the unit refunded. The pause the caller writes next never
+        depends on the refund: a failed refund is only logged (``refund``)."""
         self._store.release(claim, refund_attempt=False, halted=True)
-        self._guard.refund(reservation)
+        self.refund(reservation, claim.recipient.campaign_id)
         summary.record(claim.recipient.phone, RecipientOutcome.RELEASED)
 
     def lease_lost(self, phone: str, reservation: Reservation, summary: BatchSummary) -> None:
         """Another consumer holds the recipient now: leave it to its new state."""
-        self._guard.refund(reservation)
+        self.refund(reservation, None)
         summary.record(phone, RecipientOutcome.SKIPPED)
+
+    def refund(self, reservation: Reservation, campaign_id: str | None) -> None:
+        """Give the unit back; if the store stays unavailable, keep it charged (never more
+        than the cap) and say so once, without failing what comes after."""
+        try:
+            self._guard.refund(reservation)
+        except StoreUnavailable as exc:
+            self._metrics.refund_failures.inc()
+            self._log.warning(
+                "cap.refund_failed",
+                campaign_id=campaign_id,
+                hour=reservation.hour,
+                error=str(exc),
+            )
 
     def count(
         self,

@@ -113,6 +113,11 @@ class EngineMetrics:
             ["error_code"],
             registry=r,
         )
+        self.refund_failures = Counter(
+            "campaign_refund_failures",
+            "Refunds of a cap unit that failed through their retries (the unit stays charged).",
+            registry=r,
+        )
         self.held = Counter(
             "campaign_messages_held",
             "Sends Meta accepted as held_for_quality_assessment (template pacing).",

@@ -20,6 +20,7 @@ from campaigns.domain.models import (
     TRANSITIONS,
     Action,
     Campaign,
+    CampaignStatus,
     Claim,
     DeliveryStatus,
     Recipient,
@@ -63,6 +64,7 @@ class MemoryStore(MemoryDeliveries):
         self.user_links: dict[str, str] = {}  # BSUID -> phone
         self.import_locks: dict[str, tuple[str, int]] = {}  # campaign -> (token, until_s)
         self.count_tokens: dict[str, dict[str, str]] = {}  # campaign -> slot -> "<s>:<hex>"
+        self.requeue_holds: dict[str, int] = {}  # campaign -> until_s: completion held off
         self.writes = 0
         self._lost_answers = 0
 
@@ -135,14 +137,21 @@ class MemoryStore(MemoryDeliveries):
             return sorted(self.campaigns.values(), key=lambda c: c.created_at or "")
 
     def transition(
-        self, campaign_id: str, action: Action, *, pause_reason: str | None = None
+        self,
+        campaign_id: str,
+        action: Action,
+        *,
+        pause_reason: str | None = None,
+        generation: int | None = None,
     ) -> Campaign:
         with self._lock:
             campaign = self.campaigns.get(campaign_id)
             if campaign is None:
                 raise CampaignNotFound(campaign_id)
             sources, target = TRANSITIONS[action]
-            if campaign.status not in sources:
+            if campaign.status not in sources or not self._may_complete(
+                campaign, action, generation
+            ):
                 raise InvalidTransition(campaign.status.value, action.value)
             held = self.import_locks.get(campaign_id)
             if (
@@ -160,12 +169,39 @@ class MemoryStore(MemoryDeliveries):
             elif action is Action.CANCEL:
                 reason = campaign.pause_reason
             changes: dict[str, Any] = {"status": target, "pause_reason": reason}
+            if action in (Action.START, Action.RESUME):
+                changes["pending_generation"] = campaign.pending_generation + 1
             if action in STAMPS:
                 changes[STAMPS[action]] = iso_utc(self._clock.now())
             updated = replace(campaign, **changes)
             self.campaigns[campaign_id] = updated
             self.writes += 1
             return updated
+
+    def _may_complete(self, campaign: Campaign, action: Action, generation: int | None) -> bool:
+        """As DynamoDB's COMPLETE condition: the generation read before the scan, no hold."""
+        if action is not Action.COMPLETE or generation is None:
+            return True
+        hold = self.requeue_holds.get(campaign.campaign_id)
+        held = hold is not None and not hold < int(self._clock.now())
+        return campaign.pending_generation == generation and not held
+
+    def begin_requeue(self, campaign_id: str, until_s: float) -> None:
+        with self._lock:
+            campaign = self.require_campaign(campaign_id)
+            if campaign.status in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED):
+                raise InvalidTransition(campaign.status.value, "requeue-unknown")
+            self.requeue_holds[campaign_id] = int(until_s)
+            self.writes += 1
+
+    def end_requeue(self, campaign_id: str) -> None:
+        with self._lock:
+            campaign = self.require_campaign(campaign_id)
+            self.requeue_holds.pop(campaign_id, None)
+            self.campaigns[campaign_id] = replace(
+                campaign, pending_generation=campaign.pending_generation + 1
+            )
+            self.writes += 1
 
     def add_counts(
         self,

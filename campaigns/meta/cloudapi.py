@@ -2,7 +2,11 @@
 
 Ambiguity decides between retry and UNKNOWN: a failure to connect, or an answer carrying an
 error, is safe to retry; a read timeout or a connection lost after the request was written
-may have been accepted by Meta and is never resent (``AmbiguousSend``).
+may have been accepted by Meta and is never resent (``AmbiguousSend``). So is a gateway's
+502 or 504 without Meta's JSON error body: the gateway forwarded the request and lost (or
+waited too long for) Meta's answer, which may have been an acceptance. Any other non-JSON
+answer (an HTML 500 or 503, an empty 400) comes from the edge itself, before Meta decided:
+retried. Meta's JSON error body decides by its code, whatever the status (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from campaigns.meta.errorcodes import Disposition, classify, pause_reason_text
 from campaigns.settings import Settings
 
 HTTP_OK = 200
+# A gateway's answer about the upstream it forwarded to (RFC 9110 15.6.3, 15.6.5): without
+# Meta's own error body, Meta may have accepted the request.
+GATEWAY_STATUSES = frozenset({502, 504})
 MAX_CALLBACK_DATA = 512  # Meta's limit on biz_opaque_callback_data
 
 
@@ -160,7 +167,12 @@ class CloudApiSender:
         try:
             error = _MetaError.model_validate_json(response.content).error
         except ValidationError:
-            # Meta's edge answers HTML 502/503 or an empty 400: transient server trouble.
+            if status in GATEWAY_STATUSES:
+                # Forwarded, answer lost: an acceptance is possible, so never resend.
+                raise AmbiguousSend(
+                    f"META_HTTP_{status}", "gateway error without Meta's answer"
+                ) from None
+            # The edge refused before forwarding (HTML 500/503, empty 400): safe to retry.
             raise RetryableSendError(
                 f"META_HTTP_{status}", "non-JSON error body", retry_after_s
             ) from None

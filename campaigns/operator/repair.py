@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from campaigns.domain.delivery import DELIVERY_COUNTERS, state_counts
 from campaigns.domain.errors import InvalidInput, InvalidTransition
-from campaigns.domain.models import CampaignStatus, RecipientStatus
+from campaigns.domain.models import REQUEUE_HOLD_S, CampaignStatus, RecipientStatus
 from campaigns.domain.tallies import is_tally
 from campaigns.operator.batches import enqueue_pending
 
 if TYPE_CHECKING:
     from campaigns.operator.commands import Producer
+    from campaigns.ports import Clock, OperatorStore
 
 RECONCILE_SETTLE_S = 1.0  # a counter ADD still in flight lands within this long
 COUNT_TOKEN_IDLE_S = 3600.0  # a batch thread's counter token idle this long is pruned
@@ -133,13 +134,26 @@ def requeue_unknown(op: Producer, campaign_id: str, *, confirmed: bool) -> dict[
     campaign = op.get(campaign_id)
     if campaign.status in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED):
         raise InvalidTransition(campaign.status.value, "requeue-unknown")
-    requeued = 0
-    for recipient in op.store.iter_recipients(campaign_id, RecipientStatus.UNKNOWN):
-        if op.store.requeue_unknown(recipient):
-            op.store.add_counts(campaign_id, unknown=-1)
-            requeued += 1
+    requeued = requeue_unknown_recipients(op.store, op.clock, campaign_id)
     result: dict[str, Any] = {"success": True, "requeued": requeued}
     if requeued and campaign.status is CampaignStatus.RUNNING:
         batches, _ = enqueue_pending(op, campaign_id)
         result["enqueuedBatches"] = batches
     return result
+
+
+def requeue_unknown_recipients(store: OperatorStore, clock: Clock, campaign_id: str) -> int:
+    """UNKNOWN → PENDING for every UNKNOWN recipient of the campaign; how many. Completion is
+    held off meanwhile, and refused afterwards for any scan that began before the end (the
+    generation bump), so no recipient made PENDING here is left in a COMPLETED campaign.
+    ``InvalidTransition`` if the campaign is COMPLETED or CANCELLED."""
+    store.begin_requeue(campaign_id, clock.now() + REQUEUE_HOLD_S)
+    requeued = 0
+    try:
+        for recipient in store.iter_recipients(campaign_id, RecipientStatus.UNKNOWN):
+            if store.requeue_unknown(recipient):
+                store.add_counts(campaign_id, unknown=-1)
+                requeued += 1
+    finally:
+        store.end_requeue(campaign_id)
+    return requeued

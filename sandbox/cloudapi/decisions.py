@@ -211,6 +211,8 @@ class EmulatorCore:
             action: Literal["hang", "reset"] = "hang" if rule.hang_s is not None else "reset"
             return Reply(action=action, hang_s=rule.hang_s or 0.0)
         if rule.html:
+            if rule.after_accept:  # a gateway lost Meta's answer to an accepted send
+                self._accept(phone_number_id, send, now)
             return html_reply(rule.http_status or DEFAULT_HTML_STATUS)
         if rule.empty:
             return Reply(status=rule.http_status or DEFAULT_EMPTY_STATUS, content_type=None)

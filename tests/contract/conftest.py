@@ -153,16 +153,37 @@ def queue(request: pytest.FixtureRequest) -> Queue:
 
 @dataclass
 class Guards:
-    """Cap guards of one family on one shared counter: ``build(cap)``."""
+    """Cap guards of one family on one shared counter: ``build(cap)``;
+    ``lose_next_refund_answer()``: the next refund lands, its answer is lost (so it is retried)."""
 
     build: Callable[[int], CapGuard]
+    lose_next_refund_answer: Callable[[], None]
 
 
 @pytest.fixture(params=FAMILIES)
 def guards(request: pytest.FixtureRequest) -> Guards:
     if request.param == "memory":
         counters: dict[int, MemoryCapGuard] = {}  # one in-memory counter per cap: shared
-        return Guards(lambda cap: counters.setdefault(cap, MemoryCapGuard(cap)))
+
+        def lose_next_refund_answer() -> None:
+            for guard in counters.values():
+                guard.lose_next_answer()
+
+        return Guards(
+            lambda cap: counters.setdefault(cap, MemoryCapGuard(cap)), lose_next_refund_answer
+        )
     settings: Settings = request.getfixturevalue("aws_settings")
     client = request.getfixturevalue("aws_clients").db
-    return Guards(lambda cap: DynamoCapGuard(client, settings.campaigns_table, cap))
+    decider = FaultDecider()
+    refunds = FaultyDynamoDBClient(client, decider)
+
+    def build(cap: int) -> CapGuard:
+        return DynamoCapGuard(
+            client,
+            settings.campaigns_table,
+            cap,
+            refund_client=refunds,  # type: ignore[arg-type]
+            clock=ManualClock(),
+        )
+
+    return Guards(build, lambda: decider.set_plan(LOST_ANSWER))

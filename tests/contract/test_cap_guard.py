@@ -59,3 +59,38 @@ def test_a_cap_of_zero_is_unlimited(guards: Guards) -> None:
 
     assert all(guard.reserve(T0) is not None for _ in range(5))
     assert guard.usage(T0) == CapUsage(used=5, limit=0)
+
+
+def test_refunding_the_same_reservation_twice_refunds_it_once(guards: Guards) -> None:
+    guard = guards.build(3)
+    first = guard.reserve(T0)
+    assert first is not None
+    assert guard.reserve(T0) is not None
+
+    guard.refund(first)
+    guard.refund(first)  # a caller's retry, or a second path giving the same unit back
+
+    assert guard.usage(T0) == CapUsage(used=1, limit=3)
+
+
+def test_a_refund_retried_after_a_lost_answer_refunds_once(guards: Guards) -> None:
+    guard = guards.build(3)
+    first = guard.reserve(T0)
+    assert first is not None
+    assert guard.reserve(T0) is not None
+    guards.lose_next_refund_answer()
+
+    guard.refund(first)  # lands, its answer is lost, retried: recognised, not counted twice
+
+    assert guard.usage(T0) == CapUsage(used=1, limit=3)
+
+
+def test_refunds_of_different_reservations_each_give_a_unit_back(guards: Guards) -> None:
+    guard = guards.build(3)
+    reserved = [guard.reserve(T0) for _ in range(3)]
+
+    for reservation in reserved:
+        assert reservation is not None
+        guard.refund(reservation)
+
+    assert guard.usage(T0) == CapUsage(used=0, limit=3)

@@ -43,7 +43,6 @@ from campaigns.memory import (
 from campaigns.ports import CommitResult, RateLimiter, Reservation
 from tests.unit.meta_errors import (
     FAIL_CODES,
-    HTML_502,
     HTML_503,
     PAIR_RATE_CODES,
     PAUSE_CODES,
@@ -85,9 +84,16 @@ class RecordingStore(MemoryStore):
         self.transitions: list[Action] = []
 
     def transition(
-        self, campaign_id: str, action: Action, *, pause_reason: str | None = None
+        self,
+        campaign_id: str,
+        action: Action,
+        *,
+        pause_reason: str | None = None,
+        generation: int | None = None,
     ) -> Campaign:
-        campaign = super().transition(campaign_id, action, pause_reason=pause_reason)
+        campaign = super().transition(
+            campaign_id, action, pause_reason=pause_reason, generation=generation
+        )
         self.transitions.append(action)
         return campaign
 
@@ -296,7 +302,6 @@ RETRY_CASES: list[tuple[str, Callable[[], Exception], str]] = [
         for code in (*THROTTLE_CODES, *PAIR_RATE_CODES, *TRANSIENT_CODES)
     ],
     ("unclassified 5xx", partial(meta_error, UNCLASSIFIED_CODE, 503), f"META_{UNCLASSIFIED_CODE}"),
-    ("html 502", partial(non_json_error, 502, HTML_502), "META_HTTP_502"),
     ("html 503", partial(non_json_error, 503, HTML_503), "META_HTTP_503"),
     ("empty 400", partial(non_json_error, 400, b""), "META_HTTP_400"),
 ]

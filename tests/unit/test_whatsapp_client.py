@@ -270,24 +270,44 @@ def test_an_unclassified_code_with_a_4xx_fails_the_recipient_as_unclassified(
     assert not error.suppress
 
 
-def test_an_html_502_from_metas_edge_is_a_transient_error(
-    sender: CloudApiSender, emulator: CloudApiEmulator
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_gateway_502_or_504_without_metas_answer_is_ambiguous_and_never_resent(
+    sender: CloudApiSender, emulator: CloudApiEmulator, status: int
 ) -> None:
-    emulator.set_rules([FaultRule(html=True)])
+    # The gateway forwarded the request and lost Meta's answer: Meta accepted the message.
+    emulator.set_rules([FaultRule(html=True, http_status=status, after_accept=True)])
+
+    error = send_error(sender)
+
+    assert type(error) is AmbiguousSend
+    assert error.code == f"META_HTTP_{status}"
+    assert emulator.stats()["html"] == 1
+    assert [m.to for m in emulator.accepted()] == [PHONE]
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_an_html_500_or_503_is_a_transient_error_named_by_its_status(
+    sender: CloudApiSender, emulator: CloudApiEmulator, status: int
+) -> None:
+    emulator.set_rules([FaultRule(html=True, http_status=status)])
 
     error = send_error(sender)
 
     assert type(error) is RetryableSendError
-    assert error.code == "META_HTTP_502"
-    assert emulator.stats()["html"] == 1
+    assert error.code == f"META_HTTP_{status}"
+    assert emulator.accepted() == []
 
 
-def test_an_html_503_is_a_transient_error_named_by_its_status(
-    sender: CloudApiSender, emulator: CloudApiEmulator
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_gateway_status_with_metas_json_error_is_decided_by_its_code(
+    sender: CloudApiSender, emulator: CloudApiEmulator, status: int
 ) -> None:
-    emulator.set_rules([FaultRule(html=True, http_status=503)])
+    emulator.set_rules([FaultRule(code=131000, http_status=status)])
 
-    assert send_error(sender).code == "META_HTTP_503"
+    error = send_error(sender)
+
+    assert type(error) is RetryableSendError
+    assert error.code == "META_131000"
 
 
 def test_an_empty_400_is_a_transient_error(
