@@ -28,7 +28,7 @@ DEFAULT_WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
 MAX_WEBHOOK_BODY_BYTES = 16 * 1024 * 1024
 # The receipts loop: messages of one receive applied at once (each a few DynamoDB round trips).
 # One receive holds at most MAX_SQS_BATCH messages, so more than that adds nothing.
-DEFAULT_RECEIPTS_CONCURRENCY = 8
+DEFAULT_RECEIPTS_CONCURRENCY = 10  # one whole receive at once
 # SQS: a queue's name is at most 80 characters; the dead-letter queue's adds "-dlq".
 MAX_QUEUE_NAME_LENGTH = 80 - len("-dlq")
 QUEUE_NAME_PATTERN = r"^[A-Za-z0-9_-]+$"

@@ -40,7 +40,7 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert settings.visibility_timeout_s == 60
     assert settings.lease_s == 60
     assert settings.metrics_port == 8000
-    assert settings.receipts_concurrency == 8
+    assert settings.receipts_concurrency == 10
     assert settings.log_format == "json"
 
 
