@@ -72,7 +72,11 @@ def main(argv: list[str] | None = None, early_signals: list[int] | None = None) 
         queue_factory=lambda: build_receipts_queue(settings),
         applier=engine.receipt_applier(),
         metrics=engine.metrics,
-        config=ReceiptsConfig(visibility_timeout_s=settings.visibility_timeout_s, once=args.once),
+        config=ReceiptsConfig(
+            poll_wait_s=settings.receipts_poll_wait_s,
+            visibility_timeout_s=settings.visibility_timeout_s,
+            once=args.once,
+        ),
     )
     health = HealthState()
     try:

@@ -59,6 +59,8 @@ class Harness:
                 "CAMPAIGN_QUEUE_NAME": f"batches-{suffix}",
                 "LOG_FORMAT": "json",
                 "POLL_WAIT_S": "1",
+                # A stop waits out the receipts loop's poll in progress (10 s by default).
+                "RECEIPTS_POLL_WAIT_S": "1",
                 "METRICS_PORT": "0",
                 "PYTHONUNBUFFERED": "1",
             }
