@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(default=60, ge=5, le=MAX_VISIBILITY_TIMEOUT_S)
     lease_s: int = Field(default=60, ge=5, le=3600)
     poll_wait_s: int = Field(default=20, ge=0, le=20)
+    # The receipts loop's long poll (consumer/receipts.py RECEIPTS_POLL_WAIT_S); a stop waits
+    # out the poll in progress, so tests and the sandbox set it shorter.
+    receipts_poll_wait_s: int = Field(default=10, ge=0, le=20)
     shutdown_timeout_s: float = Field(default=25.0, gt=0, le=3600)
     consumer_concurrency: int = Field(default=1, ge=1, le=64)
     receipts_concurrency: int = Field(default=DEFAULT_RECEIPTS_CONCURRENCY, ge=1, le=64)

@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None, early_signals: list[int] | None = None) 
         applier=engine.receipt_applier(),
         metrics=engine.metrics,
         config=ReceiptsConfig(
+            poll_wait_s=settings.receipts_poll_wait_s,
             visibility_timeout_s=settings.visibility_timeout_s,
             once=args.once,
             concurrency=settings.receipts_concurrency,

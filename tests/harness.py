@@ -59,6 +59,8 @@ class Harness:
                 "CAMPAIGN_QUEUE_NAME": f"batches-{suffix}",
                 "LOG_FORMAT": "json",
                 "POLL_WAIT_S": "1",
+                # A stop waits out the receipts loop's poll in progress (10 s by default).
+                "RECEIPTS_POLL_WAIT_S": "1",
                 "METRICS_PORT": "0",
                 "PYTHONUNBUFFERED": "1",
             }
@@ -69,6 +71,11 @@ class Harness:
         self._procs: list[subprocess.Popen[bytes]] = []
         self._logs: list[Path] = []
         self._log_of: dict[int, Path] = {}
+        # Clients per settings (``env`` may change mid-test): building one loads botocore's
+        # service model, ~0.1 s of CPU, and a wait_until polls every 0.1 s — a new client per
+        # look kept a core busy on a 2-core machine, next to the processes under test.
+        self._db_clients: dict[Settings, DynamoDBClient] = {}
+        self._sqs_clients: dict[Settings, SQSClient] = {}
         self.cli("init")
 
     # -- settings and direct access for assertions ---------------------------------------
@@ -80,11 +87,16 @@ class Harness:
 
     def store(self) -> DynamoStore:
         settings = self.settings()
-        return DynamoStore(dynamodb_client(settings), settings)
+        client = self._db_clients.get(settings)
+        if client is None:
+            client = self._db_clients[settings] = dynamodb_client(settings)
+        return DynamoStore(client, settings)
 
     def queue(self, dead_letter: bool = False) -> SqsQueue:
         settings = self.settings()
-        client = sqs_client(settings)
+        client = self._sqs_clients.get(settings)
+        if client is None:
+            client = self._sqs_clients[settings] = sqs_client(settings)
         name = settings.dlq_name if dead_letter else settings.campaign_queue_name
         return SqsQueue(client, resolve_queue_url(client, name))
 

@@ -156,10 +156,14 @@ def run_chaos(harness: Harness, config: ChaosConfig) -> ChaosReport:
 def _settle(harness: Harness, campaign_id: str, config: ChaosConfig) -> None:
     """Let the survivors finish, with `reconcile` every few seconds like the CronJob."""
     deadline = time.monotonic() + config.settle_timeout_s
+
+    def stopped_running() -> bool:
+        return harness.campaign(campaign_id).status is not CampaignStatus.RUNNING
+
     while time.monotonic() < deadline:
-        if harness.campaign(campaign_id).status is not CampaignStatus.RUNNING:
+        # Looked at every half second, so the settle ends as soon as the campaign does.
+        if wait_until(stopped_running, timeout_s=4.0, interval_s=0.5):
             break
-        wait_until(lambda: False, timeout_s=4.0)
         harness.cli("reconcile", campaign_id)
     wait_until(lambda: harness.queue().depth() == (0, 0), timeout_s=15)
 

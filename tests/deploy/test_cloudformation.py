@@ -168,6 +168,7 @@ def stack_run(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Ru
         policies[role] = json.loads(document) if isinstance(document, str) else document
     local = stack.env()  # where AWS and Meta are (moto, the emulator), nothing else
     env = {"PATH": "/usr/bin:/bin", "LOG_FORMAT": "json", "POLL_WAIT_S": "1", "METRICS_PORT": "0"}
+    env["RECEIPTS_POLL_WAIT_S"] = "1"  # a consumer stop waits out the receipts poll (10 s)
     env |= local | _settings_from_outputs(described["Outputs"])
     return Run(tmp_path_factory.mktemp("stack-run"), env, outputs, policies)
 

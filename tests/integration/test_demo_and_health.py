@@ -56,7 +56,12 @@ def test_the_demo_completes_a_campaign_and_leaves_no_process_running(tmp_path: P
     done = subprocess.run(
         [sys.executable, "-m", "sandbox.demo"],
         cwd=ROOT,
-        env=os.environ | {"DEMO_WORKDIR": str(workdir)},
+        # The receipts lag the sends on this stack, so the settle always ran out its 30 s;
+        # the statuses counted while sending already show the receiver ran. The consumers'
+        # receipts poll is shortened as in the harness (their SIGTERM waits it out).
+        env=os.environ
+        | {"DEMO_WORKDIR": str(workdir), "DEMO_RECEIPTS_SETTLE_S": "5"}
+        | {"RECEIPTS_POLL_WAIT_S": "1"},
         capture_output=True,
         text=True,
         timeout=220,

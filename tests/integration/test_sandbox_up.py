@@ -113,7 +113,8 @@ def _start(workdir: Path, *args: str, **env: str) -> Up:
 
 @pytest.fixture
 def sandbox_up(tmp_path: Path) -> Iterator[Up]:
-    up = _start(tmp_path, "--consumers", "1")
+    # The consumer's SIGTERM waits out its receipts poll in progress: 1 s, as in the harness.
+    up = _start(tmp_path, "--consumers", "1", RECEIPTS_POLL_WAIT_S="1")
     try:
         yield up
     finally:

@@ -7,6 +7,7 @@ import time
 
 import pytest
 import requests
+from botocore.retries.standard import ExponentialBackoff
 
 from campaigns.aws.clients import dynamodb_client
 from campaigns.aws.store import DynamoStore
@@ -107,8 +108,11 @@ def test_an_idempotent_counter_add_counts_once_when_its_answer_is_lost(
 
 
 def test_the_moto_server_injects_faults_that_botocore_retries_and_reports_them(
-    aws_settings: Settings, moto_server: MotoServer
+    aws_settings: Settings, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # botocore's standard-mode backoff between the retries (random up to 2, 4, 8, 16 s) is
+    # botocore's, not what is under test: the retries themselves are. No waiting here.
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
     store = DynamoStore(dynamodb_client(aws_settings), aws_settings)
     campaign_id = seeded_campaign(store)
     set_server_plan(moto_server.url, FaultPlan(rate=1.0, operations=frozenset({"Query"})))

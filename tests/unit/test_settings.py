@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from campaigns.domain.errors import ConfigError
 from campaigns.settings import Settings, load_settings
+from consumer.receipts import RECEIPTS_POLL_WAIT_S
 
 ENV_NAMES = [name.upper() for name in Settings.model_fields]
 
@@ -39,6 +40,7 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert settings.batch_size == 25
     assert settings.visibility_timeout_s == 60
     assert settings.lease_s == 60
+    assert settings.receipts_poll_wait_s == RECEIPTS_POLL_WAIT_S == 10
     assert settings.metrics_port == 8000
     assert settings.receipts_concurrency == 10
     assert settings.log_format == "json"
@@ -78,6 +80,7 @@ def test_the_defaults_are_the_documented_ones() -> None:
         ("BATCH_SIZE", "10", "batch_size", 10),
         ("VISIBILITY_TIMEOUT_S", "120", "visibility_timeout_s", 120),
         ("LEASE_S", "90", "lease_s", 90),
+        ("RECEIPTS_POLL_WAIT_S", "1", "receipts_poll_wait_s", 1),
         ("METRICS_PORT", "9100", "metrics_port", 9100),
         ("RECEIPTS_CONCURRENCY", "1", "receipts_concurrency", 1),
         ("RECEIPTS_CONCURRENCY", "64", "receipts_concurrency", 64),
@@ -117,6 +120,7 @@ def test_each_setting_is_read_from_its_environment_variable(
         ("AWS_ENDPOINT_URL", "localhost:4566"),
         ("BUSINESS_PORTFOLIO_ID", "acme retail"),
         ("LOG_FORMAT", "xml"),
+        ("RECEIPTS_POLL_WAIT_S", "21"),  # past SQS's 20 s long-poll ceiling
         ("LEASE_S", "10"),  # shorter than one send (connect + read timeouts)
     ],
 )

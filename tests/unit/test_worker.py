@@ -216,8 +216,16 @@ def test_the_heartbeat_extends_every_message_in_flight() -> None:
     assert extended == [(["r1", "r2"], 30)]
 
 
-def test_receive_errors_back_off_and_never_crash_the_loop() -> None:
+def test_receive_errors_back_off_and_never_crash_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
+    planned: list[float] = []
+
+    def scaled_backoff_s(code: str, previous_s: float) -> float:
+        """The real backoff, recorded; the worker waits a hundredth of it (1 s + 2 s here)."""
+        planned.append(receive_backoff_s(code, previous_s * 100))
+        return planned[-1] / 100
+
+    monkeypatch.setattr("consumer.worker.receive_backoff_s", scaled_backoff_s)
 
     class FlakyQueue(MemoryQueue):
         def receive(
@@ -240,7 +248,8 @@ def test_receive_errors_back_off_and_never_crash_the_loop() -> None:
         done.set()
 
     threading.Thread(target=run, daemon=True).start()
-    assert done.wait(timeout=10)  # 1 s + 2 s of backoff, then the message
+    assert done.wait(timeout=10)  # two backoffs, then the message
+    assert planned == [1.0, 2.0]  # exponential from InternalError's first step
     assert worker.stats.sent == 1
     assert metrics.registry.get_sample_value("campaign_queue_receive_errors_total") == 2
 
