@@ -1,4 +1,8 @@
-"""structlog configuration: JSON in production, console on a TTY; phones masked, no secrets."""
+"""structlog configuration: JSON in production, console on a TTY; phones masked, no secrets.
+
+Masking is by name (a ``phone``/``to``/``recipient`` field is masked whole, a secret's value
+never printed) and then by value (``campaigns.domain.redaction``: a wamid, a BSUID or a phone number
+anywhere in any field, nested values and the rendered traceback included)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 import structlog
 
 from campaigns.domain.phones import mask
+from campaigns.domain.redaction import mask_value
 
 _PHONE_KEYS = frozenset({"phone", "to", "recipient"})
 _SECRET_KEYS = frozenset({"token", "access_token", "meta_access_token", "authorization"})
@@ -18,10 +23,18 @@ _SECRET_KEYS = frozenset({"token", "access_token", "meta_access_token", "authori
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event):
         lowered = key.lower()
-        if lowered in _PHONE_KEYS and isinstance(event[key], str):
-            event[key] = mask(event[key])
+        if lowered in _PHONE_KEYS and isinstance(event[key], str | int):
+            event[key] = mask(str(event[key]))
         elif lowered in _SECRET_KEYS:
             event[key] = "***"
+    return event
+
+
+def _mask_values(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Every field's value (the event name and the rendered traceback included) masked by
+    value: runs after ``format_exc_info``, so a traceback's text is masked too."""
+    for key in list(event):
+        event[key] = mask_value(event[key])
     return event
 
 
@@ -50,6 +63,7 @@ def configure(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact,
             structlog.processors.format_exc_info,
+            _mask_values,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -10,7 +10,10 @@ alone would miss them).
 Each AWS call appends one JSON line: service, operation and the resources it names (table names,
 queue names; ``<table>/index/<index>`` for a Query on an index, whose ARN IAM authorises). A
 TransactWriteItems is recorded as the per-item operations IAM authorises it by (an Update item
-as ``UpdateItem`` on its table, ``via`` TransactWriteItems).
+as ``UpdateItem`` on its table, ``via`` TransactWriteItems). A DynamoDB call also records
+``leadingKeys``: per resource, the partition key values it names (IAM's ``dynamodb:LeadingKeys``:
+the ``PK`` of a key or an item, the value a Query's key condition sets the hash key to; none for
+a Scan), so the test can check each against the policy's leading-key conditions.
 
 ``deliveries`` is a stand-in for the consumer's receipts loop until that loop is wired: the
 DeliveryStore calls a status webhook makes (tests/deploy/delivery_calls.py), recorded under the
@@ -19,6 +22,7 @@ consumer's role."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from pathlib import Path
@@ -39,6 +43,11 @@ _TRANSACT_ACTIONS = {
 }
 
 
+# The partition key attribute of each table and index the code uses (campaigns/aws/items.py).
+_HASH_KEYS = ("PK", "messageId")
+_EQUALS = re.compile(r"(#?[A-Za-z0-9_]+)\s*=\s*(:[A-Za-z0-9_]+)")
+
+
 def describe(service: str, operation: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     """The recorded lines of one call (one per item for a TransactWriteItems)."""
     if operation == "TransactWriteItems":
@@ -48,11 +57,59 @@ def describe(service: str, operation: str, params: dict[str, Any]) -> list[dict[
                 "operation": _TRANSACT_ACTIONS[kind],
                 "via": operation,
                 "resources": [str(op["TableName"])],
+                "leadingKeys": {str(op["TableName"]): _partition_keys(op)},
             }
             for item in params.get("TransactItems", [])
             for kind, op in item.items()
         ]
-    return [{"service": service, "operation": operation, "resources": _resources(params)}]
+    line: dict[str, Any] = {
+        "service": service,
+        "operation": operation,
+        "resources": _resources(params),
+    }
+    if service == "dynamodb":
+        line["leadingKeys"] = _leading_keys(operation, params)
+    return [line]
+
+
+def _pk(item: dict[str, Any]) -> list[str]:
+    value = item.get("PK", {})
+    return [str(value["S"])] if "S" in value else []
+
+
+def _partition_keys(op: dict[str, Any]) -> list[str]:
+    """The partition key of one Get/Put/Update/Delete (its ``Key`` or its ``Item``)."""
+    return _pk(op.get("Key") or op.get("Item") or {})
+
+
+def _query_key(params: dict[str, Any]) -> list[str]:
+    """The value a Query's key condition gives the hash key (``PK = :pk``)."""
+    names = params.get("ExpressionAttributeNames", {})
+    values = params.get("ExpressionAttributeValues", {})
+    for name, placeholder in _EQUALS.findall(params.get("KeyConditionExpression", "")):
+        if names.get(name, name) in _HASH_KEYS and "S" in values.get(placeholder, {}):
+            return [str(values[placeholder]["S"])]
+    return []
+
+
+def _leading_keys(operation: str, params: dict[str, Any]) -> dict[str, list[str]]:
+    requested: dict[str, Any] = params.get("RequestItems", {})
+    if operation == "BatchGetItem":
+        return {t: sorted({k for key in r["Keys"] for k in _pk(key)}) for t, r in requested.items()}
+    if operation == "BatchWriteItem":
+        return {
+            table: sorted({k for w in writes for op in w.values() for k in _partition_keys(op)})
+            for table, writes in requested.items()
+        }
+    resources = _resources(params)
+    if len(resources) != 1:
+        return {}
+    resource = resources[0]
+    if operation == "Query":
+        return {resource: _query_key(params)}
+    if operation == "Scan":
+        return {resource: []}
+    return {resource: _partition_keys(params)}
 
 
 def _resources(params: dict[str, Any]) -> list[str]:

@@ -29,6 +29,12 @@ import pytest
 import requests
 from botocore import xform_name
 
+from campaigns.aws.items import (
+    CAMPAIGN_PREFIX,
+    COUNTER_PREFIX,
+    SUPPRESSION_PREFIX,
+    USER_LINK_PREFIX,
+)
 from campaigns.aws.provision import MAX_RECEIVE_COUNT, MESSAGE_ID_INDEX
 from campaigns.domain.message import encode, new_batch
 from campaigns.domain.models import CampaignStatus
@@ -36,12 +42,17 @@ from campaigns.settings import Settings
 from sandbox.cloudapi import SandboxControl
 from sandbox.stack import LocalStack
 from tests.deploy.iam import (
+    LEADING_KEYS,
+    Context,
     allows,
     granted_actions,
     granted_resources,
     iam_action,
+    leading_key_patterns,
+    like,
     lower,
     resource_arn,
+    statements,
 )
 from tests.deploy.support import DEPLOY, ROOT, load_cfn
 from tests.harness import valid_numbers, wait_until
@@ -52,15 +63,19 @@ ROLES = {
     "producer": "ProducerPolicyArn",
     "api": "ApiPolicyArn",
     "webhooks": "WebhooksPolicyArn",
+    "reconcile": "ReconcilePolicyArn",
 }
-# The recordings made under each role. "deliveries" stands in for the consumer's receipts loop
-# until it is wired into campaign-consumer (tests/deploy/delivery_calls.py): the DeliveryStore
-# calls a status webhook makes, which the consumer's policy must grant.
+# The recordings made under each role. "deliveries" adds every DeliveryStore call a status
+# webhook can make (tests/deploy/delivery_calls.py) to what the consumer's own receipts loop
+# applied in the run. "reconcile" is `campaign-producer reconcile`, the CronJob's (and the ECS
+# scheduled task's) only command, under its own role; an operator may run it by hand too, so
+# the producer's policy grants it as well.
 RECORDINGS = {
     "consumer": ("consumer", "deliveries"),
-    "producer": ("producer",),
+    "producer": ("producer", "reconcile"),
     "api": ("api",),
     "webhooks": ("webhooks",),
+    "reconcile": ("reconcile",),
 }
 PROVISIONING = {"dynamodb:createtable", "dynamodb:describetable", "sqs:createqueue"}
 PROVISIONING |= {"sqs:setqueueattributes"}
@@ -96,19 +111,28 @@ class Run:
         path = self.workdir / f"{name}.calls.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()]
 
-    def run(self, role: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        extra = ["--json"] if role == "producer" else []
+    def run(
+        self,
+        role: str,
+        *args: str,
+        program: str | None = None,
+        unset: tuple[str, ...] = (),
+        **env: str,
+    ) -> subprocess.CompletedProcess[str]:
+        """``program`` (default: the role's name) recorded as ``role``, without ``unset``."""
+        program = program or role
+        extra = ["--json"] if program == "producer" else []
         done = subprocess.run(
             [
                 sys.executable,
                 "-m",
                 "tests.deploy.recording",
                 str(self.workdir / f"{role}.calls.jsonl"),
-                role,
+                program,
                 *args,
                 *extra,
             ],
-            env=self.env | env,
+            env={k: v for k, v in self.env.items() if k not in unset} | env,
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -120,6 +144,15 @@ class Run:
 
     def producer(self, *args: str) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(self.run("producer", *args).stdout)
+        return result
+
+    def reconcile(self, *args: str) -> dict[str, Any]:
+        """``campaign-producer reconcile`` under the reconcile role, configured as the CronJob
+        is (the ConfigMap names the queue; no CAMPAIGN_QUEUE_URL)."""
+        done = self.run(
+            "reconcile", "reconcile", *args, program="producer", unset=("CAMPAIGN_QUEUE_URL",)
+        )
+        result: dict[str, Any] = json.loads(done.stdout)
         return result
 
 
@@ -180,8 +213,10 @@ def campaign_run(stack_run: Run, stack: LocalStack) -> Run:
     sandbox = SandboxControl(stack.cloudapi_url)
     sandbox.reset()
     first, second = valid_numbers(6, start=700), valid_numbers(3, start=800)
-    # One recipient has opted out (131050): FAILED, and the consumer suppresses the number.
-    sandbox.set_rules([{"match": first[-1], "code": 131050}])
+    # One recipient of each sender has opted out (131050): FAILED, and the consumer, the
+    # producer's execute-batch and the API's each suppress the number (a write they must hold).
+    opted_out = [first[-1], second[-1], API_PHONES[-1]]
+    sandbox.set_rules([{"match": phone, "code": 131050} for phone in opted_out])
     csv_first, csv_second = run.workdir / "first.csv", run.workdir / "second.csv"
     csv_first.write_text("phone\n" + "".join(f"+{p}\n" for p in first))
     csv_second.write_text("phone\n" + "".join(f"+{p}\n" for p in second))
@@ -201,11 +236,12 @@ def campaign_run(stack_run: Run, stack: LocalStack) -> Run:
     run.producer("populate", second_id, str(csv_second))
     run.producer("start", second_id)
     # RUNNING with PENDING recipients and its batch queued: reconcile checks the queue depth.
-    run.results["reconcile"] = run.producer("reconcile", second_id)
+    run.results["reconcile"] = run.reconcile(second_id)
     run.results["execute"] = run.producer("execute-batch", second_id)
+    run.results["lost"] = _lost_batch_and_dead_lease(run, stack)
     run.producer("list")
-    run.producer("reconcile")
-    run.producer("reconcile", first_id)
+    run.reconcile()
+    run.reconcile(first_id)
 
     # A dead letter (a copy of a real batch message) to look at and redrive.
     sqs = _client(stack, "sqs")
@@ -214,8 +250,12 @@ def campaign_run(stack_run: Run, stack: LocalStack) -> Run:
     run.results["dlq"] = run.producer("dlq", "list")
     run.results["redrive"] = run.producer("dlq", "redrive")
     # A consumer configured by queue name only (no CAMPAIGN_QUEUE_URL): it takes the
-    # redriven message (its campaign is COMPLETED: deleted untouched) and the second
-    # campaign's queued batch (already sent by execute-batch: every claim fails).
+    # redriven message (its campaign is COMPLETED: deleted untouched) and the batch reconcile
+    # re-enqueued for the third campaign, and its receipts loop applies a status webhook.
+    receipts_url = sqs.get_queue_url(QueueName=run.env["CAMPAIGN_RECEIPTS_QUEUE_NAME"])
+    sqs.send_message(
+        QueueUrl=receipts_url["QueueUrl"], MessageBody=_read_status(first_id, first[1])
+    )
     by_name = {k: v for k, v in run.env.items() if k != "CAMPAIGN_QUEUE_URL"}
     done = subprocess.run(
         [
@@ -235,8 +275,10 @@ def campaign_run(stack_run: Run, stack: LocalStack) -> Run:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     run.results["second"] = run.producer("status", second_id)
+    run.results["read"] = run.producer("status", first_id)
+    run.results["third"] = run.producer("status", run.results["lost"]["campaignId"])
     run.results["accepted"] = [m.to for m in sandbox.messages()]
-    run.results["phones"] = first[:-1] + second
+    run.results["phones"] = first[:-1] + second[:-1] + run.results["lost"]["sendable"]
     queue_url = sqs.get_queue_url(QueueName=run.env["CAMPAIGN_QUEUE_NAME"])["QueueUrl"]
     run.results["depths"] = [
         sqs.get_queue_attributes(
@@ -248,6 +290,50 @@ def campaign_run(stack_run: Run, stack: LocalStack) -> Run:
     run.results["api"] = _drive_api(run)
     run.results["webhooks"] = _drive_webhooks(run, sqs)
     return run
+
+
+def _lost_batch_and_dead_lease(run: Run, stack: LocalStack) -> dict[str, Any]:
+    """A third campaign started, then its batch message lost (the queue purged with the test's
+    own client) and one recipient left SENDING by a consumer that died (its lease long
+    expired, written directly): reconcile expires the lease and re-enqueues the others."""
+    phones = valid_numbers(3, start=850)
+    csv = run.workdir / "third.csv"
+    csv.write_text("phone\n" + "".join(f"+{p}\n" for p in phones))
+    campaign_id = run.producer("create", "--name", "third", "--template", "order_update")
+    campaign_id = campaign_id["campaignId"]
+    run.producer("populate", campaign_id, str(csv))
+    run.producer("start", campaign_id)
+    sqs = _client(stack, "sqs")
+    sqs.purge_queue(QueueUrl=run.env["CAMPAIGN_QUEUE_URL"])
+    _client(stack, "dynamodb").update_item(
+        TableName=run.env["RECIPIENTS_TABLE"],
+        Key={"PK": {"S": f"CAMPAIGN#{campaign_id}"}, "SK": {"S": f"USER#{phones[0]}"}},
+        UpdateExpression="SET #s = :s, leaseOwner = :o, leaseUntil = :u, attempts = :a",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={
+            ":s": {"S": "SENDING"},
+            ":o": {"S": "a-consumer-that-died"},
+            ":u": {"N": "1"},
+            ":a": {"N": "1"},
+        },
+    )
+    (report,) = run.reconcile(campaign_id)["campaigns"]
+    return {"campaignId": campaign_id, "report": report, "sendable": phones[1:]}
+
+
+def _read_status(campaign_id: str, phone: str) -> str:
+    """A signed-and-queued status webhook as the receiver queues it: ``read`` for a recipient
+    the first campaign sent, tied to it by the callback data the executor set."""
+    status = {
+        "id": "wamid.deploy-read",
+        "status": "read",
+        "timestamp": "1767225900",
+        "recipient_id": phone,
+        "biz_opaque_callback_data": f"{campaign_id}:{phone}",
+    }
+    value = {"messaging_product": "whatsapp", "statuses": [status]}
+    entry = {"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}
+    return json.dumps({"object": "whatsapp_business_account", "entry": [entry]})
 
 
 class _Api:
@@ -287,11 +373,14 @@ class _Api:
         return self.proc.wait(timeout=60)
 
 
+API_PHONES = valid_numbers(4, start=900)  # the last one has opted out (campaign_run's rules)
+
+
 def _drive_api(run: Run) -> dict[str, Any]:
     """Every endpoint the API serves that reaches AWS, in an operator's order."""
     api = _Api(run)
     try:
-        phones = valid_numbers(4, start=900)
+        phones = API_PHONES
         csv = "phone\n" + "".join(f"+{p}\n" for p in phones)
         body = {"name": "by the API", "templateName": "order_update", "channel": "WHATSAPP",
                 "audienceType": "CSV"}  # fmt: skip
@@ -498,8 +587,13 @@ def test_a_campaign_runs_end_to_end_on_the_stacks_resources_configured_by_its_ou
     results = campaign_run.results
     assert results["first"]["status"] == CampaignStatus.COMPLETED.value
     assert (results["first"]["sentCount"], results["first"]["failedCount"]) == (5, 1)
-    assert results["execute"]["sent"] == 3
+    assert (results["execute"]["sent"], results["execute"]["failed"]) == (2, 1)
     assert results["second"]["status"] == CampaignStatus.COMPLETED.value
+    lost = results["lost"]["report"]
+    assert (lost["expiredLeases"], lost["reenqueuedRecipients"]) == (1, 2), lost
+    third = results["third"]
+    assert (third["sentCount"], third["unknownCount"], third["status"]) == (2, 1, "COMPLETED")
+    assert results["read"]["readCount"] == 2, "the consumer's receipts loop applied the read"
     assert sorted(results["accepted"]) == sorted(results["phones"]), "each number exactly once"
     assert [d["valid"] for d in results["dlq"]["messages"]] == [True]
     assert results["redrive"]["redriven"] == 1
@@ -516,8 +610,9 @@ def test_the_operator_api_runs_a_campaign_on_the_stacks_resources_through_every_
     api = campaign_run.results["api"]
     assert api["inserted"] == len(api["phones"])
     assert api["listed"][0] == api["campaignId"], "newest first"
-    assert (api["executed"]["sent"], api["executed"]["completed"]) == (len(api["phones"]), True)
-    assert [p.lstrip("+") for p in api["sent"]] == sorted(api["phones"])
+    executed = api["executed"]
+    assert (executed["sent"], executed["failed"], executed["completed"]) == (3, 1, True)
+    assert [p.lstrip("+") for p in api["sent"]] == sorted(api["phones"][:-1])
     assert api["exportedLines"] == 1 + len(api["phones"])
     assert (api["cancelled"], api["final"]) == ("CANCELLED", "COMPLETED")
     assert api["exitCode"] == 0
@@ -539,27 +634,122 @@ def _region(run: Run) -> str:
     return run.env["AWS_REGION"]
 
 
+def _context(call: dict[str, Any], name: str) -> Context:
+    """IAM's request context of one recorded call on one resource: its partition keys."""
+    keys = call.get("leadingKeys", {}).get(name)
+    return {LEADING_KEYS: keys} if keys else {}
+
+
+def _authorised(run: Run, role: str) -> list[tuple[str, str, Context]]:
+    """(action, resource ARN, context) of every call recorded under ``role``."""
+    return [
+        (
+            iam_action(call["service"], call["operation"]).lower(),
+            resource_arn(call["service"], name, _region(run)),
+            _context(call, name),
+        )
+        for call in run.calls(role)
+        for name in call["resources"]
+    ]
+
+
 @pytest.mark.parametrize("role", sorted(ROLES))
 def test_every_aws_call_the_code_made_is_allowed_by_its_roles_policy(
     campaign_run: Run, role: str
 ) -> None:
+    """Each call, on each resource it names, with its partition keys (the leading-key
+    conditions are evaluated on the keys the call really sent)."""
     calls = campaign_run.calls(role)
     assert calls, f"the {role} made no AWS call?"
-    denied = []
-    for call in calls:
-        action = iam_action(call["service"], call["operation"])
-        assert call["resources"], call
-        for name in call["resources"]:
-            arn = resource_arn(call["service"], name, _region(campaign_run))
-            if not allows(campaign_run.policies[role], action, arn):
-                denied.append((action, arn))
-    assert not denied, sorted(set(denied))
+    assert all(call["resources"] for call in calls)
+    denied = [
+        (action, arn, context.get(LEADING_KEYS))
+        for action, arn, context in _authorised(campaign_run, role)
+        if not allows(campaign_run.policies[role], action, arn, context)
+    ]
+    assert not denied, sorted({(a, r, str(k)) for a, r, k in denied})
 
 
 @pytest.mark.parametrize("role", sorted(ROLES))
 def test_each_policy_grants_exactly_the_actions_its_role_used(campaign_run: Run, role: str) -> None:
     used = {iam_action(c["service"], c["operation"]).lower() for c in campaign_run.calls(role)}
     assert granted_actions(campaign_run.policies[role]) == used
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_each_policy_grants_each_action_only_on_the_resources_it_was_called_on(
+    campaign_run: Run, role: str
+) -> None:
+    """Exact per resource, not only per action: a grant of an action the role calls on one
+    table is not a reason to grant it on the other (the consumer's PutItem is for the
+    campaigns table's user links, never a recipient)."""
+    used = {(action, arn) for action, arn, _ in _authorised(campaign_run, role)}
+    unused = [
+        (action.lower(), resource)
+        for statement in statements(campaign_run.policies[role])
+        for action in _listed(statement["Action"])
+        for resource in _listed(statement["Resource"])
+        if (action.lower(), resource) not in used
+    ]
+    assert not unused, sorted(unused)
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_each_leading_key_pattern_a_policy_grants_was_used_by_each_of_its_actions(
+    campaign_run: Run, role: str
+) -> None:
+    """The leading-key conditions are exact too: every (action, table, key pattern) a
+    statement allows was called with a key of that shape."""
+    calls = _authorised(campaign_run, role)
+    unused = [
+        (action.lower(), resource, pattern)
+        for statement in statements(campaign_run.policies[role])
+        for pattern in leading_key_patterns(statement)
+        for action in _listed(statement["Action"])
+        for resource in _listed(statement["Resource"])
+        if not any(
+            a == action.lower()
+            and r == resource
+            and any(like(pattern, key) for key in c.get(LEADING_KEYS, []))
+            for a, r, c in calls
+        )
+    ]
+    assert not unused, sorted(unused)
+
+
+# Every partition key shape of the two tables (campaigns/aws/items.py).
+PARTITION_KEYS = {
+    CAMPAIGN_PREFIX + "*",  # a campaign's metadata and counter shards; every recipient
+    COUNTER_PREFIX + "*",  # the daily cap's counters
+    SUPPRESSION_PREFIX + "*",  # the suppression list
+    USER_LINK_PREFIX + "*",  # BSUID -> phone links
+}
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_keyed_access_to_either_table_is_bounded_by_partition_key_prefixes(
+    campaign_run: Run, role: str
+) -> None:
+    """Every statement granting an action that names a key on a table carries a leading-key
+    condition (a Scan names none, and the wamid index's keys are wamids: those two alone are
+    unconditioned), the condition requires a key (``Null: false``, so a Scan cannot slip
+    through ``ForAllValues``, which holds for an empty set), and its patterns are the tables'
+    own key shapes."""
+    env, region = campaign_run.env, _region(campaign_run)
+    tables = {
+        resource_arn("dynamodb", env[n], region) for n in ("CAMPAIGNS_TABLE", "RECIPIENTS_TABLE")
+    }
+    for statement in statements(campaign_run.policies[role]):
+        if not set(_listed(statement["Resource"])) & tables:
+            continue
+        actions = lower(_listed(statement["Action"]))
+        if actions == {"dynamodb:scan"}:
+            assert "Condition" not in statement
+            continue
+        assert "dynamodb:scan" not in actions, statement
+        assert statement["Condition"]["Null"] == {LEADING_KEYS: "false"}, statement
+        assert set(leading_key_patterns(statement)) <= PARTITION_KEYS, statement
+        assert leading_key_patterns(statement), statement
 
 
 def test_the_consumer_policy_is_the_hot_path_only(campaign_run: Run) -> None:
@@ -595,6 +785,10 @@ def test_policies_name_only_the_stacks_resources_and_no_provisioning(campaign_ru
         assert granted_resources(policy) <= stack_resources, role
         assert not any("*" in action for action in granted_actions(policy)), role
         assert not granted_actions(policy) & PROVISIONING, role
+
+
+def _listed(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _operations_in_code() -> set[str]:
@@ -680,7 +874,7 @@ def test_the_consumer_policy_refuses_what_the_consumer_has_no_business_doing(
     )
     recipients = resource_arn("dynamodb", env["RECIPIENTS_TABLE"], region)
     queue = resource_arn("sqs", env["CAMPAIGN_QUEUE_NAME"], region)
-    assert allows(consumer, "dynamodb:UpdateItem", recipients)
+    assert allows(consumer, "dynamodb:UpdateItem", recipients, {LEADING_KEYS: ["CAMPAIGN#c"]})
     assert not allows(consumer, "dynamodb:Scan", recipients)
     index = resource_arn("dynamodb", f"{env['RECIPIENTS_TABLE']}/index/messageId-index", region)
     assert allows(consumer, "dynamodb:Query", index)
@@ -688,6 +882,15 @@ def test_the_consumer_policy_refuses_what_the_consumer_has_no_business_doing(
     assert not allows(consumer, "dynamodb:BatchWriteItem", recipients)
     assert not allows(consumer, "dynamodb:BatchGetItem", recipients)  # suppressions only
     assert not allows(consumer, "dynamodb:DeleteItem", recipients)
+    recipient_key = {LEADING_KEYS: ["CAMPAIGN#cmp_1"]}
+    assert allows(consumer, "dynamodb:UpdateItem", recipients, recipient_key)
+    assert not allows(consumer, "dynamodb:PutItem", recipients, recipient_key), "never called"
+    campaigns = resource_arn("dynamodb", env["CAMPAIGNS_TABLE"], region)
+    assert allows(consumer, "dynamodb:PutItem", campaigns, {LEADING_KEYS: ["BSUID#IN.1"]})
+    for pk in ("CAMPAIGN#cmp_1", "DAILY_COUNTER#2026-01-01", "SUPPRESSED#1", "OTHER#1"):
+        assert not allows(consumer, "dynamodb:PutItem", campaigns, {LEADING_KEYS: [pk]}), pk
+    assert not allows(consumer, "dynamodb:UpdateItem", campaigns, {LEADING_KEYS: ["OTHER#1"]})
+    assert not allows(consumer, "dynamodb:UpdateItem", campaigns), "a key is required"
     assert not allows(consumer, "dynamodb:GetItem", resource_arn("dynamodb", "other", region))
     assert not allows(consumer, "sqs:SendMessage", queue)
     assert not allows(consumer, "sqs:PurgeQueue", queue)
@@ -713,12 +916,15 @@ def test_the_consumer_policy_grants_every_call_a_status_webhook_makes(campaign_r
         ("Query", None, f"{recipients}/index/messageId-index"),
         ("DeleteItem", None, campaigns),
         ("Scan", None, campaigns),
-        ("PutItem", None, campaigns),
+        ("PutItem", None, campaigns),  # the BSUID link, in the campaigns table
         ("GetItem", None, campaigns),
     } <= made
-    for operation, _, name in made:
-        arn = resource_arn("dynamodb", name, region)
-        assert allows(campaign_run.policies["consumer"], f"dynamodb:{operation}", arn), arn
+    assert ("PutItem", None, recipients) not in made
+    for call in calls:
+        for name in call["resources"]:
+            arn = resource_arn("dynamodb", name, region)
+            action, context = f"dynamodb:{call['operation']}", _context(call, name)
+            assert allows(campaign_run.policies["consumer"], action, arn, context), call
     delivered = campaign_run.results["delivered"]
     assert (delivered["deliveredCount"], delivered["readCount"]) == (1, 1)
 
@@ -751,3 +957,41 @@ def test_the_webhooks_policy_only_sends_to_and_asks_the_receipts_queue(campaign_
     assert not allows(webhooks, "sqs:SendMessage", batch)
     for table in (env["CAMPAIGNS_TABLE"], env["RECIPIENTS_TABLE"]):
         assert not allows(webhooks, "dynamodb:GetItem", resource_arn("dynamodb", table, region))
+
+
+def test_the_reconcile_role_is_what_reconcile_calls_and_not_the_producers(
+    campaign_run: Run,
+) -> None:
+    """Reconcile's own policy (the CronJob's and the scheduled ECS task's): the calls of
+    `campaign-producer reconcile` as recorded (its exactness is the parametrized tests'), and
+    none of the operators' powers: no dead-letter queue, no BatchWriteItem, no receive or
+    delete, no new campaign."""
+    reconcile, producer = campaign_run.policies["reconcile"], campaign_run.policies["producer"]
+    region, env = _region(campaign_run), campaign_run.env
+    assert granted_actions(reconcile) < granted_actions(producer)
+    assert granted_actions(reconcile) == lower(
+        [
+            "dynamodb:Query",  # the campaign, its counters, its recipients by status
+            "dynamodb:UpdateItem",  # expire a lease, repair a counter, complete
+            "dynamodb:Scan",  # reconcile without an id: every RUNNING or PAUSED campaign
+            "sqs:GetQueueUrl",  # the ConfigMap names the queue
+            "sqs:GetQueueAttributes",  # is the queue empty?
+            "sqs:SendMessage",  # re-enqueue the PENDING recipients of a lost batch
+        ]
+    )
+    dlq = resource_arn("sqs", env["CAMPAIGN_QUEUE_NAME"] + "-dlq", region)
+    assert dlq not in granted_resources(reconcile)
+    queue = resource_arn("sqs", env["CAMPAIGN_QUEUE_NAME"], region)
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage"):
+        assert not allows(reconcile, action, queue), action
+    for table in (env["CAMPAIGNS_TABLE"], env["RECIPIENTS_TABLE"]):
+        arn = resource_arn("dynamodb", table, region)
+        key = {LEADING_KEYS: ["CAMPAIGN#cmp_1"]}
+        assert not allows(reconcile, "dynamodb:BatchWriteItem", arn, key), table
+        assert not allows(reconcile, "dynamodb:PutItem", arn, key), table
+    campaigns = resource_arn("dynamodb", env["CAMPAIGNS_TABLE"], region)
+    for pk in ("DAILY_COUNTER#2026-01-01", "SUPPRESSED#1", "BSUID#IN.1"):
+        assert not allows(reconcile, "dynamodb:UpdateItem", campaigns, {LEADING_KEYS: [pk]}), pk
+    assert [call["operation"] for call in campaign_run.recorded("reconcile")].count(
+        "SendMessageBatch"
+    ) >= 1, "the lost batch was re-enqueued under this role"

@@ -28,6 +28,8 @@ API_TASK = ECS / "api-task-definition.json"
 API_SERVICE = ECS / "api-service.json"
 WEBHOOKS_TASK = ECS / "webhooks-task-definition.json"
 WEBHOOKS_SERVICE = ECS / "webhooks-service.json"
+RECONCILE_TASK = ECS / "reconcile-task-definition.json"
+RECONCILE_SCHEDULE = ECS / "reconcile-schedule.json"  # EventBridge Scheduler's CreateSchedule
 DRAIN_TARGET_S = 60  # as in deploy/k8s/base/scaledobject.yaml
 FARGATE_MAX_STOP_TIMEOUT_S = 120
 
@@ -60,6 +62,8 @@ def _environment() -> dict[str, str]:
         ("ecs", "CreateService", lambda: load_json(API_SERVICE)),
         ("ecs", "RegisterTaskDefinition", lambda: load_json(WEBHOOKS_TASK)),
         ("ecs", "CreateService", lambda: load_json(WEBHOOKS_SERVICE)),
+        ("ecs", "RegisterTaskDefinition", lambda: load_json(RECONCILE_TASK)),
+        ("scheduler", "CreateSchedule", lambda: load_json(RECONCILE_SCHEDULE)),
         (
             "application-autoscaling",
             "RegisterScalableTarget",
@@ -340,3 +344,39 @@ def test_the_webhooks_container_runs_campaign_webhooks_locked_down_with_secrets_
     shared = {k: v for k, v in _environment().items() if k in environment}
     assert shared == {k: v for k, v in environment.items() if k in _environment()}
     assert container["logConfiguration"]["options"]["awslogs-group"] == "/ecs/campaign-webhooks"
+
+
+def test_reconcile_runs_on_a_schedule_as_its_own_task_under_its_own_role(
+    moto_server: MotoServer,
+) -> None:
+    """`campaign-producer reconcile` as a task of its own (not the consumer's task with the
+    producer's role): its task role is the reconcile one (ReconcilePolicyArn), distinct from
+    every other task's; no secret (it never calls Meta), no port; the schedule runs that task
+    definition on the consumer's cluster and network every 10 minutes."""
+    task = load_json(RECONCILE_TASK)
+    (container,) = task["containerDefinitions"]
+    from producer.cli import _parser as producer_parser
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[container["command"][0]] == "producer.cli:main"
+    assert producer_parser().parse_args(container["command"][1:]).command == "reconcile"
+    roles = {load_json(path)["taskRoleArn"] for path in (TASK, API_TASK, WEBHOOKS_TASK)}
+    assert task["taskRoleArn"].endswith(":role/campaign-reconcile-task")
+    assert task["taskRoleArn"] not in roles
+    assert "secrets" not in container
+    assert "portMappings" not in container
+    assert container["readonlyRootFilesystem"] is True
+    assert container["linuxParameters"]["capabilities"]["drop"] == ["ALL"]
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    settings_from_env(environment)
+    shared = {k: v for k, v in _environment().items() if k in environment}
+    assert shared == {k: v for k, v in environment.items() if k in _environment()}
+    schedule = load_json(RECONCILE_SCHEDULE)
+    target = schedule["Target"]["EcsParameters"]
+    assert target["TaskDefinitionArn"].endswith(":task-definition/" + task["family"])
+    assert schedule["Target"]["Arn"].endswith(":cluster/" + load_json(SERVICE)["cluster"])
+    assert schedule["ScheduleExpression"] == "rate(10 minutes)"
+    network = load_json(SERVICE)["networkConfiguration"]["awsvpcConfiguration"]
+    assert target["NetworkConfiguration"]["awsvpcConfiguration"]["Subnets"] == network["subnets"]
+    registered = _client(moto_server, "ecs").register_task_definition(**task)["taskDefinition"]
+    assert registered["taskRoleArn"] == task["taskRoleArn"]

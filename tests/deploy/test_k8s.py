@@ -35,6 +35,9 @@ META_DEFAULT_RATE_PER_S = 80  # Meta's per-number throughput before the automati
 DRAIN_TARGET_S = 60  # the backlog one replica should own: what it sends in a minute
 
 CONSUMER, API, WEBHOOKS = "campaign-consumer", "campaign-api", "campaign-webhooks"
+RECONCILE = (
+    "campaign-reconcile"  # the CronJob's own identity (ReconcilePolicyArn), not the producer's
+)
 
 Resources = list[dict[str, Any]]
 
@@ -263,13 +266,13 @@ def test_each_workload_has_its_own_irsa_identity(rendered: Resources) -> None:
         for sa in rendered
         if sa["kind"] == "ServiceAccount"
     }
-    assert set(roles) == {CONSUMER, "campaign-producer", API, WEBHOOKS}
+    assert set(roles) == {CONSUMER, RECONCILE, API, WEBHOOKS}
     assert len(set(roles.values())) == 4
     assert all(arn.startswith("arn:aws:iam::") and ":role/" in arn for arn in roles.values())
     consumer_pod = _one(rendered, "Deployment", CONSUMER)["spec"]["template"]["spec"]
     reconcile_pod = _one(rendered, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert consumer_pod["serviceAccountName"] == "campaign-consumer"
-    assert reconcile_pod["serviceAccountName"] == "campaign-producer"
+    assert reconcile_pod["serviceAccountName"] == RECONCILE
     api_pod = _one(rendered, "Deployment", API)["spec"]["template"]["spec"]
     assert api_pod["serviceAccountName"] == "campaign-api"
     webhooks_pod = _one(rendered, "Deployment", WEBHOOKS)["spec"]["template"]["spec"]
