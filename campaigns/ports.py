@@ -85,13 +85,25 @@ class CampaignStore(Protocol):
 
 
 class RecipientStore(Protocol):
-    def claim(
-        self, campaign_id: str, phone: str, owner: str, lease_until: float
-    ) -> ClaimResult: ...
+    def claim(self, campaign_id: str, phone: str, owner: str, lease_until: float) -> ClaimResult:
+        """PENDING → SENDING for consumer ``owner``: the item's lease owner is a fresh
+        per-claim ``<owner>#<token>`` (``Claim.owner``), which every later write of this claim
+        is conditioned on. A second call is a new claim (refused: it is SENDING)."""
+        ...
 
-    def record_attempt(self, claim: Claim, lease_until: float) -> Claim | None: ...
+    def record_attempt(self, claim: Claim, lease_until: float) -> Claim | None:
+        """Before a retry: one more attempt, the lease extended; None if the claim is lost."""
+        ...
 
-    def release(self, claim: Claim, *, refund_attempt: bool, halted: bool = False) -> bool: ...
+    def renew(self, claim: Claim, lease_until: float) -> Claim | None:
+        """Extend the claim's lease to ``lease_until`` (still SENDING under this very claim);
+        None if it is no longer held (expired to UNKNOWN, released, claimed again)."""
+        ...
+
+    def release(self, claim: Claim, *, refund_attempt: bool, halted: bool = False) -> bool:
+        """SENDING → PENDING, only under this very claim (a replay after a newer claim of the
+        same consumer is refused)."""
+        ...
 
     def commit_sent(
         self, claim: Claim, message_id: str, now_s: float, *, held: bool = False

@@ -3,6 +3,12 @@ on the hot path: see docs/architecture.md):
 
     PENDING --claim--> SENDING --commit_sent/failed/unknown--> SENT / FAILED / UNKNOWN
     SENDING --release--> PENDING          SENDING --expire_lease--> UNKNOWN
+    SENDING --renew / record_attempt--> SENDING (a later leaseUntil)
+
+The lease owner is per claim, ``<consumer>#<token>`` (``new_lease_owner``): renew,
+record_attempt, release and the commits are conditioned on the whole of it, so a write of an
+earlier claim (replayed after its answer was lost) never touches a newer claim of the same
+process. Items written by older code hold the bare consumer id and are matched as they are.
     UNKNOWN --requeue_unknown--> PENDING  (an operator who accepts the duplicate risk)
 
 Each write that can be retried recognises its own landed try from the item a refused retry
@@ -32,6 +38,7 @@ from campaigns.domain.models import (
     DeliveryStatus,
     Recipient,
     RecipientStatus,
+    new_lease_owner,
 )
 from campaigns.ports import ClaimResult, Clock, CommitResult
 
@@ -69,7 +76,9 @@ class Leases:
         self._retry = retry
 
     def claim(self, campaign_id: str, phone: str, owner: str, lease_until: float) -> ClaimResult:
-        """PENDING → SENDING under ``owner``, ``ADD attempts 1``; refused unless PENDING."""
+        """PENDING → SENDING under a fresh per-claim owner ``<owner>#<token>``, ``ADD attempts
+        1``; refused unless PENDING. A retried try recognises itself by that owner."""
+        owner = new_lease_owner(owner)
         try:
             written = self._table.update(
                 recipient_key(campaign_id, phone),
@@ -86,7 +95,10 @@ class Leases:
                     ":one": number(1),
                 },
                 returns="ALL_NEW",
-                landed=_holds_lease(owner, lease_until),  # botocore's retry met our claim
+                # A retried try finds its own claim by the per-claim owner: safe to retry, and
+                # better than leaving it SENDING under a claim nobody holds (UNKNOWN later).
+                landed=_holds_lease(owner, lease_until),
+                retry=self._retry,
             )
         except Refused as refused:
             current = recipient_from_item(campaign_id, refused.item) if refused.item else None
@@ -110,6 +122,25 @@ class Leases:
                     ":one": number(1),
                     ":n": number(claim.recipient.attempts),
                 },
+                returns="ALL_NEW",
+                landed=_holds_lease(claim.owner, lease_until),
+                retry=self._retry,
+            )
+        except Refused:
+            return None
+        recipient = recipient_from_item(claim.recipient.campaign_id, written.item)
+        return Claim(recipient=recipient, owner=claim.owner, lease_until=lease_until)
+
+    def renew(self, claim: Claim, lease_until: float) -> Claim | None:
+        """Extend the lease of this very claim (owner and token), still SENDING; None if lost.
+        A retried try whose first landed finds its own lease (owner and until)."""
+        try:
+            written = self._table.update(
+                _key(claim),
+                "SET leaseUntil = :u",
+                condition="#s = :sending AND leaseOwner = :o",
+                names=_STATUS,
+                values={":sending": _SENDING, ":o": text(claim.owner), ":u": number(lease_until)},
                 returns="ALL_NEW",
                 landed=_holds_lease(claim.owner, lease_until),
                 retry=self._retry,
@@ -236,24 +267,33 @@ class Leases:
 
     def expire_lease(self, recipient: Recipient, now_s: float) -> bool:
         """A SENDING recipient whose lease expired was claimed by a process that died: it may
-        or may not have been sent, so it becomes UNKNOWN (never resent automatically)."""
+        or may not have been sent, so it becomes UNKNOWN (never resent automatically). Only
+        the very claim that was read (its owner, token included; a tokenless owner of older
+        code as it is): a read that went stale cannot expire a newer claim."""
         token = WriteToken()
+        values = {
+            ":unknown": _UNKNOWN,
+            ":sending": _SENDING,
+            ":r": text(LEASE_EXPIRED),
+            ":now": text(iso_utc(now_s)),
+            ":fin": number(now_s),
+            ":t": number(now_s),
+            ":tok": text(token.value),
+        }
+        condition = "#s = :sending AND leaseUntil < :t AND "
+        if recipient.lease_owner is None:
+            condition += "attribute_not_exists(leaseOwner)"
+        else:
+            condition += "leaseOwner = :o"
+            values[":o"] = text(recipient.lease_owner)
         try:
             self._table.update(
                 recipient_key(recipient.campaign_id, recipient.phone),
                 f"SET #s = :unknown, unknownReason = :r, unknownAt = :now, "
                 f"{_FINISHED_AT} = :fin, {WRITE_TOKEN} = :tok",
-                condition="#s = :sending AND leaseUntil < :t",
+                condition=condition,
                 names=_STATUS,
-                values={
-                    ":unknown": _UNKNOWN,
-                    ":sending": _SENDING,
-                    ":r": text(LEASE_EXPIRED),
-                    ":now": text(iso_utc(now_s)),
-                    ":fin": number(now_s),
-                    ":t": number(now_s),
-                    ":tok": text(token.value),
-                },
+                values=values,
                 # True only if it was this very write (answer lost, retried), not someone else's.
                 landed=token.landed,
                 retry=self._retry,

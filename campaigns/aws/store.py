@@ -185,6 +185,9 @@ class DynamoStore:
     def record_attempt(self, claim: Claim, lease_until: float) -> Claim | None:
         return self._leases.record_attempt(claim, lease_until)
 
+    def renew(self, claim: Claim, lease_until: float) -> Claim | None:
+        return self._leases.renew(claim, lease_until)
+
     def release(self, claim: Claim, *, refund_attempt: bool, halted: bool = False) -> bool:
         return self._leases.release(claim, refund_attempt=refund_attempt, halted=halted)
 

@@ -258,13 +258,33 @@ class Recipient:
         )
 
 
+# The lease owner a claim writes is ``<consumer id>#<claim token>``: one per claim, not one per
+# process, so a replayed write of an earlier claim (a release whose answer was lost, retried
+# after another thread of the same process claimed the recipient again) is refused. Items
+# written by older code hold the bare consumer id; every condition compares the whole owner,
+# so those claims are committed by the code that made them and expire as before.
+LEASE_TOKEN_SEPARATOR = "#"  # noqa: S105 (a separator, not a secret)
+
+
+def new_lease_owner(consumer: str) -> str:
+    """A fresh per-claim lease owner for ``consumer`` (the stores call it in ``claim``)."""
+    return f"{consumer}{LEASE_TOKEN_SEPARATOR}{uuid.uuid4().hex[:16]}"
+
+
 @dataclass(frozen=True)
 class Claim:
-    """A recipient this consumer holds as SENDING under ``owner`` until ``lease_until``."""
+    """A recipient this consumer holds as SENDING under ``owner`` until ``lease_until``.
+    ``owner`` is the per-claim lease owner (``<consumer>#<token>``) every later write of the
+    claim is conditioned on: renew, record_attempt, release and the commits."""
 
     recipient: Recipient
     owner: str
     lease_until: float
+
+    @property
+    def consumer(self) -> str:
+        """The consumer id part of the owner (the whole owner on an older, tokenless claim)."""
+        return self.owner.split(LEASE_TOKEN_SEPARATOR, 1)[0]
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from campaigns.domain.models import (
     RecipientStatus,
     StatusCounts,
     TemplateParam,
+    new_lease_owner,
 )
 from campaigns.domain.tallies import is_tally
 from campaigns.memory.deliveries import MemoryDeliveries
@@ -351,22 +352,24 @@ class MemoryStore(MemoryDeliveries):
     # -- recipients: the hot path ----------------------------------------------------------
 
     def claim(self, campaign_id: str, phone: str, owner: str, lease_until: float) -> ClaimResult:
+        """The lease owner written is a fresh ``<owner>#<token>``: one per claim."""
+        token_owner = new_lease_owner(owner)
         with self._lock:
             current = self.recipients.get((campaign_id, phone))
             if current is None or current.status is not RecipientStatus.PENDING:
-                if current and current.lease_owner == owner and current.lease_until == lease_until:
-                    return ClaimResult(claim=Claim(current, owner, lease_until))  # ours landed
                 return ClaimResult(claim=None, current=current)
             claimed = replace(
                 current,
                 status=RecipientStatus.SENDING,
                 attempts=current.attempts + 1,
-                lease_owner=owner,
+                lease_owner=token_owner,
                 lease_until=lease_until,
             )
             self.recipients[(campaign_id, phone)] = claimed
             self.writes += 1
-            return ClaimResult(claim=Claim(claimed, owner, lease_until))
+            if self._lost_answers:  # it landed, the answer was lost: the retry finds its own
+                self._lost_answers -= 1
+            return ClaimResult(claim=Claim(claimed, token_owner, lease_until))
 
     def _held(self, claim: Claim, *, or_unknown: bool = False) -> Recipient | None:
         current = self.recipients.get((claim.recipient.campaign_id, claim.recipient.phone))
@@ -384,6 +387,17 @@ class MemoryStore(MemoryDeliveries):
                     return Claim(current, claim.owner, lease_until)  # this very write landed
                 return None
             updated = replace(current, attempts=current.attempts + 1, lease_until=lease_until)
+            self.recipients[(current.campaign_id, current.phone)] = updated
+            self.writes += 1
+            return Claim(updated, claim.owner, lease_until)
+
+    def renew(self, claim: Claim, lease_until: float) -> Claim | None:
+        """Conditional on this very claim (owner and token), still SENDING."""
+        with self._lock:
+            current = self._held(claim)
+            if current is None:
+                return None
+            updated = replace(current, lease_until=lease_until)
             self.recipients[(current.campaign_id, current.phone)] = updated
             self.writes += 1
             return Claim(updated, claim.owner, lease_until)
@@ -467,6 +481,7 @@ class MemoryStore(MemoryDeliveries):
             if (
                 current is None
                 or current.status is not RecipientStatus.SENDING
+                or current.lease_owner != recipient.lease_owner  # the very claim that was read
                 or current.lease_until is None
                 or not current.lease_until < now_s  # as DynamoDB's ``leaseUntil < :now``
             ):

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 import pytest
@@ -13,11 +13,17 @@ import pytest
 from campaigns.aws.bulk import BulkRecipients
 from campaigns.aws.dynamo import serialize
 from campaigns.aws.guard import DynamoCapGuard
-from campaigns.aws.items import suppression_key
+from campaigns.aws.items import recipient_key, suppression_key
 from campaigns.aws.queue import SqsQueue, resolve_queue_url
 from campaigns.aws.store import DynamoStore
 from campaigns.domain.clock import iso_utc
-from campaigns.domain.models import Campaign, CampaignStatus, TemplateParam, new_campaign_id
+from campaigns.domain.models import (
+    Campaign,
+    CampaignStatus,
+    RecipientStatus,
+    TemplateParam,
+    new_campaign_id,
+)
 from campaigns.memory import ManualClock, MemoryBulk, MemoryCapGuard, MemoryQueue, MemoryStore
 from campaigns.ports import (
     BatchQueue,
@@ -64,6 +70,9 @@ class Family:
     lose_next_answer: Callable[[], None]  # the next write lands, its answer is lost (retried)
     sharded: Callable[[int], ContractStore]  # another store on the same data, N counter shards
     legacy_suppression: Callable[[str, str], None]  # an item as the code before reason sets wrote
+    # (campaign, phone, consumer, lease_until): SENDING as code before per-claim owners claimed
+    # it, under the bare consumer id.
+    legacy_claim: Callable[[str, str, str, float], None]
 
     def campaign(self, status: CampaignStatus = CampaignStatus.DRAFT, name: str = "c") -> str:
         campaign_id = new_campaign_id()
@@ -96,6 +105,16 @@ def _memory_family() -> Family:
     def legacy_suppression(phone: str, reason: str) -> None:
         store.suppressed[phone] = {reason}  # the fake has one layout: a one-reason set
 
+    def legacy_claim(campaign_id: str, phone: str, consumer: str, lease_until: float) -> None:
+        current = store.recipients[(campaign_id, phone)]
+        store.recipients[(campaign_id, phone)] = replace(
+            current,
+            status=RecipientStatus.SENDING,
+            attempts=current.attempts + 1,
+            lease_owner=consumer,
+            lease_until=lease_until,
+        )
+
     return Family(
         "memory",
         store,
@@ -104,6 +123,7 @@ def _memory_family() -> Family:
         store.lose_next_answer,
         sharded,
         legacy_suppression,
+        legacy_claim,
     )
 
 
@@ -123,6 +143,17 @@ def _dynamodb_family(settings: Settings, client: DynamoDBClient) -> Family:
             TableName=settings.campaigns_table, Item=suppression_key(phone) | serialize(old)
         )
 
+    def legacy_claim(campaign_id: str, phone: str, consumer: str, lease_until: float) -> None:
+        client.update_item(
+            TableName=settings.recipients_table,
+            Key=recipient_key(campaign_id, phone),
+            UpdateExpression="SET #s = :s, leaseOwner = :o, leaseUntil = :u ADD attempts :one",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=serialize(
+                {":s": "SENDING", ":o": consumer, ":u": lease_until, ":one": 1}
+            ),
+        )
+
     return Family(
         "dynamodb",
         store,
@@ -131,6 +162,7 @@ def _dynamodb_family(settings: Settings, client: DynamoDBClient) -> Family:
         lambda: decider.set_plan(LOST_ANSWER),
         sharded,
         legacy_suppression,
+        legacy_claim,
     )
 
 

@@ -41,7 +41,9 @@ def test_a_claim_takes_a_pending_recipient_under_a_lease(family: Family) -> None
     assert result.claim is not None
     claimed = result.claim.recipient
     assert (claimed.status, claimed.attempts) == (RecipientStatus.SENDING, 1)
-    assert (claimed.lease_owner, claimed.lease_until) == ("consumer-a", lease_until)
+    assert (claimed.lease_owner, claimed.lease_until) == (result.claim.owner, lease_until)
+    assert result.claim.owner.startswith("consumer-a#")  # per claim: the consumer and a token
+    assert result.claim.consumer == "consumer-a"
     assert claimed.params == (TemplateParam("name", "Asha"),)
     assert _recipient(family, campaign_id) == claimed
     assert list(family.store.iter_recipients(campaign_id, RecipientStatus.SENDING)) == [claimed]
@@ -57,18 +59,28 @@ def test_a_refused_claim_returns_the_recipient_as_it_is(family: Family) -> None:
     assert refused.current == first.recipient
 
 
-def test_a_claim_repeated_with_the_same_owner_and_lease_is_recognised_as_landed(
-    family: Family,
-) -> None:
+def test_a_claim_whose_answer_was_lost_is_recognised_as_landed(family: Family) -> None:
+    campaign_id = family.populated()
+    lease_until = family.clock.now() + LEASE_S
+    family.lose_next_answer()  # DynamoDB: the UpdateItem lands, its answer is lost, retried
+
+    result = family.store.claim(campaign_id, PHONE, "consumer-a", lease_until)
+
+    assert result.claim is not None
+    assert _recipient(family, campaign_id) == result.claim.recipient
+    assert result.claim.recipient.attempts == 1
+
+
+def test_a_second_claim_by_the_same_consumer_is_a_new_claim_and_refused(family: Family) -> None:
     campaign_id = family.populated()
     lease_until = family.clock.now() + LEASE_S
     first = family.store.claim(campaign_id, PHONE, "consumer-a", lease_until)
 
     again = family.store.claim(campaign_id, PHONE, "consumer-a", lease_until)
-    later = family.store.claim(campaign_id, PHONE, "consumer-a", lease_until + 1)
 
-    assert again.claim == first.claim
-    assert later.claim is None
+    assert first.claim is not None
+    assert again.claim is None
+    assert again.current == first.claim.recipient
     assert _recipient(family, campaign_id).attempts == 1
 
 
@@ -90,6 +102,46 @@ def test_record_attempt_counts_the_retry_and_extends_the_lease(family: Family) -
     assert again is not None
     assert (again.recipient.attempts, again.lease_until) == (2, later)
     assert _recipient(family, campaign_id).lease_until == later
+
+
+def test_renew_extends_the_lease_of_the_claim_without_counting_an_attempt(
+    family: Family,
+) -> None:
+    campaign_id = family.populated()
+    claim = _claim(family, campaign_id)
+    later = claim.lease_until + 45
+
+    renewed = family.store.renew(claim, later)
+
+    assert renewed is not None
+    assert (renewed.owner, renewed.lease_until) == (claim.owner, later)
+    assert renewed.recipient.attempts == 1
+    assert _recipient(family, campaign_id) == renewed.recipient
+    assert family.store.renew(renewed, later + 10) is not None  # renewed again, same claim
+
+
+def test_a_lease_that_ran_out_but_was_not_expired_yet_can_still_be_renewed(
+    family: Family,
+) -> None:
+    campaign_id = family.populated()
+    claim = _claim(family, campaign_id)
+    family.clock.advance(LEASE_S + 1)
+
+    renewed = family.store.renew(claim, family.clock.now() + LEASE_S)
+
+    assert renewed is not None
+    assert not family.store.expire_lease(_recipient(family, campaign_id), family.clock.now())
+
+
+def test_an_expired_lease_is_not_renewed(family: Family) -> None:
+    store, clock = family.store, family.clock
+    campaign_id = family.populated()
+    claim = _claim(family, campaign_id)
+    clock.advance(LEASE_S + 1)
+    assert store.expire_lease(_recipient(family, campaign_id), clock.now())
+
+    assert store.renew(claim, clock.now() + LEASE_S) is None
+    assert _recipient(family, campaign_id).status is RecipientStatus.UNKNOWN
 
 
 def test_record_attempt_on_a_stale_claim_is_refused(family: Family) -> None:
@@ -144,7 +196,7 @@ def test_commit_sent_records_the_message_id_and_keeps_the_owner(family: Family) 
     assert (result.committed, result.was_unknown) == (True, False)
     recipient = _recipient(family, campaign_id)
     assert (recipient.status, recipient.message_id) == (RecipientStatus.SENT, "wamid.ONE")
-    assert (recipient.lease_owner, recipient.lease_until) == ("consumer-a", None)
+    assert (recipient.lease_owner, recipient.lease_until) == (claim.owner, None)
 
 
 def test_commit_failed_records_the_error_code(family: Family) -> None:
@@ -278,3 +330,99 @@ def test_count_statuses_counts_every_state(family: Family) -> None:
         RecipientStatus.PENDING: 1,
     }
     assert (counts.total, counts.open) == (3, 2)
+
+
+def test_a_replayed_release_does_not_undo_a_newer_claim_by_the_same_consumer(
+    family: Family,
+) -> None:
+    """Two threads of one process share its consumer id: T1's release lands (its answer lost),
+    T2 claims the recipient again, then T1's release is sent again. The lease owner is per
+    claim, so the replay is refused and T2's claim stands."""
+    store, clock = family.store, family.clock
+    campaign_id = family.populated()
+    first = _claim(family, campaign_id, "consumer-a")
+    assert store.release(first, refund_attempt=True)
+    second = _claim(family, campaign_id, "consumer-a")
+
+    replayed = store.release(first, refund_attempt=True)
+
+    assert not replayed
+    recipient = _recipient(family, campaign_id)
+    assert (recipient.status, recipient.lease_owner, recipient.attempts) == (
+        RecipientStatus.SENDING,
+        second.owner,
+        1,
+    )
+    assert store.commit_sent(second, "wamid.SECOND", clock.now()).committed
+
+
+def test_every_write_of_a_claim_needs_its_own_token_not_just_the_consumer_id(
+    family: Family,
+) -> None:
+    store, clock = family.store, family.clock
+    campaign_id = family.populated()
+    first = _claim(family, campaign_id, "consumer-a")
+    assert store.release(first, refund_attempt=True)
+    second = _claim(family, campaign_id, "consumer-a")
+
+    assert first.owner != second.owner
+    assert first.consumer == second.consumer == "consumer-a"
+    assert store.record_attempt(first, clock.now() + LEASE_S) is None
+    assert store.renew(first, clock.now() + LEASE_S) is None
+    assert not store.commit_sent(first, "wamid.OLD", clock.now()).committed
+    assert not store.commit_failed(first, "META_131026", clock.now()).committed
+    assert not store.commit_unknown(first, "read timeout", clock.now()).committed
+
+    assert _recipient(family, campaign_id).lease_owner == second.owner
+    assert store.commit_failed(second, "META_131026", clock.now()).committed
+
+
+def test_a_tokenless_claim_of_older_code_still_expires_to_unknown(family: Family) -> None:
+    store, clock = family.store, family.clock
+    campaign_id = family.populated()
+    family.legacy_claim(campaign_id, PHONE, "old-consumer", clock.now() + LEASE_S)
+    legacy = _recipient(family, campaign_id)
+    assert (legacy.status, legacy.lease_owner) == (RecipientStatus.SENDING, "old-consumer")
+    clock.advance(LEASE_S + 1)
+
+    assert store.expire_lease(legacy, clock.now())
+
+    expired = _recipient(family, campaign_id)
+    assert (expired.status, expired.unknown_reason) == (RecipientStatus.UNKNOWN, "lease expired")
+
+
+def test_a_tokenless_claim_in_flight_during_a_rolling_update_commits_under_its_owner(
+    family: Family,
+) -> None:
+    """Older code holds its claim under the bare consumer id, which the item holds too: the
+    commit compares the whole owner and lands; anyone else's write is refused."""
+    store, clock = family.store, family.clock
+    campaign_id = family.populated()
+    lease_until = clock.now() + LEASE_S
+    family.legacy_claim(campaign_id, PHONE, "old-consumer", lease_until)
+    legacy = _recipient(family, campaign_id)
+    old = Claim(legacy, "old-consumer", lease_until)
+    theirs = Claim(legacy, "old-consumer#0123456789abcdef", lease_until)
+
+    assert not store.release(theirs, refund_attempt=True)
+    assert store.commit_sent(old, "wamid.OLD", clock.now()).committed
+    recipient = _recipient(family, campaign_id)
+    assert (recipient.status, recipient.message_id) == (RecipientStatus.SENT, "wamid.OLD")
+
+
+def test_a_stale_read_does_not_expire_a_newer_claim(family: Family) -> None:
+    """Reconcile read claim 1 (expired); before its write, claim 1 went UNKNOWN → PENDING and
+    claim 2 took it. The expiry is conditioned on the claim it read: claim 2 stands."""
+    store, clock = family.store, family.clock
+    campaign_id = family.populated()
+    _claim(family, campaign_id, "consumer-a")
+    clock.advance(LEASE_S + 1)
+    stale = _recipient(family, campaign_id)
+    assert store.expire_lease(stale, clock.now())
+    assert store.requeue_unknown(_recipient(family, campaign_id))
+    second = store.claim(campaign_id, PHONE, "consumer-a", clock.now() - 1).claim  # skewed
+    assert second is not None
+
+    assert not store.expire_lease(stale, clock.now())
+
+    assert _recipient(family, campaign_id).status is RecipientStatus.SENDING

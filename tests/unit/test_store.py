@@ -370,7 +370,7 @@ def test_a_pending_recipient_is_claimed_with_a_lease_and_one_attempt(
     result = dynamo_store.claim(campaign_id, PHONE, OWNER, lease_until)
 
     assert result.claim is not None
-    assert result.claim.owner == OWNER
+    assert result.claim.owner.startswith(f"{OWNER}#")  # per claim: the consumer and a token
     recipient = result.claim.recipient
     assert (recipient.phone, recipient.status, recipient.attempts) == (
         PHONE,
@@ -379,14 +379,18 @@ def test_a_pending_recipient_is_claimed_with_a_lease_and_one_attempt(
     )
     assert recipient.params == (TemplateParam("1", "Asha"),)
     item = raw_recipient(dynamo_store, campaign_id)
-    assert (item["status"], item["leaseOwner"], item["attempts"]) == ("SENDING", OWNER, 1)
+    assert (item["status"], item["leaseOwner"], item["attempts"]) == (
+        "SENDING",
+        result.claim.owner,
+        1,
+    )
     assert item["leaseUntil"] == pytest.approx(lease_until)
 
 
 def test_only_a_pending_recipient_can_be_claimed(
     dynamo_store: DynamoStore, campaign_id: str
 ) -> None:
-    claimed(dynamo_store, campaign_id)
+    claim = claimed(dynamo_store, campaign_id)
 
     refused = dynamo_store.claim(campaign_id, PHONE, OTHER, time.time() + 60)
 
@@ -394,7 +398,7 @@ def test_only_a_pending_recipient_can_be_claimed(
     assert refused.current is not None
     assert (refused.current.status, refused.current.lease_owner) == (
         RecipientStatus.SENDING,
-        OWNER,
+        claim.owner,
     )
     assert raw_recipient(dynamo_store, campaign_id)["attempts"] == 1
 
@@ -483,7 +487,7 @@ def test_a_release_by_someone_without_the_lease_changes_nothing(
     assert not dynamo_store.release(theirs, refund_attempt=True)
 
     item = raw_recipient(dynamo_store, campaign_id)
-    assert (item["status"], item["leaseOwner"], item["attempts"]) == ("SENDING", OWNER, 1)
+    assert (item["status"], item["leaseOwner"], item["attempts"]) == ("SENDING", claim.owner, 1)
 
 
 # -- recipients: commit ---------------------------------------------------------------------
@@ -492,11 +496,16 @@ def test_a_release_by_someone_without_the_lease_changes_nothing(
 def test_a_sent_commit_records_the_wamid_and_keeps_the_owner(
     dynamo_store: DynamoStore, campaign_id: str
 ) -> None:
-    result = dynamo_store.commit_sent(claimed(dynamo_store, campaign_id), "wamid.A", time.time())
+    claim = claimed(dynamo_store, campaign_id)
+    result = dynamo_store.commit_sent(claim, "wamid.A", time.time())
 
     assert (result.committed, result.was_unknown) == (True, False)
     item = raw_recipient(dynamo_store, campaign_id)
-    assert (item["status"], item["messageId"], item["leaseOwner"]) == ("SENT", "wamid.A", OWNER)
+    assert (item["status"], item["messageId"], item["leaseOwner"]) == (
+        "SENT",
+        "wamid.A",
+        claim.owner,
+    )
     assert item["sentAt"].endswith("Z")
     assert "leaseUntil" not in item
 
@@ -541,7 +550,7 @@ def test_a_commit_without_the_lease_is_refused(
 
     assert not result.committed
     item = raw_recipient(dynamo_store, campaign_id)
-    assert (item["status"], item["leaseOwner"]) == ("SENDING", OWNER)
+    assert (item["status"], item["leaseOwner"]) == ("SENDING", claim.owner)
     assert "messageId" not in item
     assert "errorCode" not in item
 
