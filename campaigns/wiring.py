@@ -18,6 +18,7 @@ from campaigns.engine.breaker import SendBreaker
 from campaigns.engine.cache import CampaignCache
 from campaigns.engine.executor import BatchExecutor
 from campaigns.engine.metrics import EngineMetrics
+from campaigns.engine.preflight import send_budget_s
 from campaigns.engine.ratelimit import TokenBucket
 from campaigns.engine.receipts import ReceiptApplier
 from campaigns.engine.retry import RetryPolicy
@@ -54,6 +55,9 @@ class Engine:
             metrics=self.metrics,
             owner=owner,
             lease_s=self.settings.lease_s,
+            send_budget_s=send_budget_s(
+                self.settings.meta_connect_timeout_s, self.settings.meta_read_timeout_s
+            ),
             policy=RetryPolicy(max_send_attempts=self.settings.max_send_attempts),
             cache=self.cache,
             breaker=breaker,

@@ -22,6 +22,11 @@ class CampaignCache:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[Campaign | None, float]] = {}
 
+    @property
+    def ttl_s(self) -> float:
+        """How old an entry may be when it is returned."""
+        return self._ttl_s
+
     def get(self, campaign_id: str) -> Campaign | None:
         now = self._clock.monotonic()
         with self._lock:

@@ -7,7 +7,9 @@ its guard passed: the campaign must still be RUNNING; claim it (PENDING → SEND
 suppressed number is committed FAILED (``SUPPRESSED``: no unit reserved, no request to Meta);
 reserve one unit of the cap; send (paced); commit the outcome; count it. The order is chosen
 so a crash between two writes errs on the safe side (see docs/reliability.md). The writes of
-each outcome are in ``commit.py``.
+each outcome are in ``commit.py``. Right before every request, first or retry, ``preflight.py``
+checks the campaign is still RUNNING and the claim still has a send's worth of lease (renewed
+if not); otherwise the request is not made.
 
 The suppression check is per batch: a number suppressed after the batch's read (an opt-out
 webhook applied while the batch is sending, at most one batch of ``MAX_BATCH_SIZE`` numbers
@@ -47,6 +49,7 @@ from campaigns.engine.commit import Committer
 from campaigns.engine.completion import complete_after_batch
 from campaigns.engine.metrics import EngineMetrics
 from campaigns.engine.outcomes import BatchOutcome, BatchSummary, RecipientOutcome
+from campaigns.engine.preflight import DEFAULT_SEND_BUDGET_S, Preflight
 from campaigns.engine.retry import RetryPolicy
 from campaigns.logging import get_logger
 from campaigns.ports import CapGuard, Clock, RateLimiter, Reservation, Sender, Store
@@ -106,6 +109,7 @@ class BatchExecutor:
         cache: CampaignCache | None = None,
         rng: random.Random | None = None,
         breaker: SendBreaker | None = None,
+        send_budget_s: float = DEFAULT_SEND_BUDGET_S,
     ) -> None:
         self._store = store
         self._guard = guard
@@ -123,6 +127,14 @@ class BatchExecutor:
         self._commit = Committer(
             store=store, guard=guard, clock=clock, metrics=metrics, cache=self._cache, log=self._log
         )
+        self._preflight = Preflight(
+            store=store,
+            cache=self._cache,
+            clock=clock,
+            lease_s=lease_s,
+            send_budget_s=send_budget_s,
+        )
+        self._request_started_s = 0.0  # monotonic: when the last request began
 
     def run(self, message: BatchMessage, stop: threading.Event | None = None) -> BatchSummary:
         stop = stop or threading.Event()
@@ -232,6 +244,9 @@ class BatchExecutor:
         attempt: Claim | None = claim
         while attempt is not None:
             self._pace(attempt, flight)
+            attempt = self._cleared(attempt, flight)
+            if attempt is None:
+                return
             result = self._try_send(flight.message)
             attempt = self._handle(result, attempt, flight)
 
@@ -242,9 +257,30 @@ class BatchExecutor:
             self._give_back(claim, flight, refund_attempt=True)
             raise _Stop(BatchOutcome.RELEASED)
 
+    def _cleared(self, claim: Claim, flight: _InFlight) -> Claim | None:
+        """Right before the request: the claim to send with (its lease renewed if a send's
+        worth was not left), or None — the lease was lost, or (raised) the campaign stopped."""
+        try:
+            cleared = self._preflight.check(claim)
+        except StoreUnavailable:  # the renewal failed: nothing was sent, give it back
+            with contextlib.suppress(StoreUnavailable):
+                self._give_back(claim, flight, refund_attempt=True)
+            raise
+        if cleared.stopped:  # paused or cancelled since: the request is never made
+            flight.log.info("recipient.stopped_before_send", attempt=claim.recipient.attempts)
+            self._give_back(claim, flight, refund_attempt=True)
+            raise _Stop(BatchOutcome.NOT_RUNNING)
+        if cleared.claim is None:  # expired (and perhaps requeued) while we waited
+            flight.log.warning("recipient.lease_lost", before="request")
+            self._commit.lease_lost(flight.phone, flight.reservation, flight.summary)
+        elif cleared.renewed:
+            flight.log.info("recipient.lease_renewed", lease_until=cleared.claim.lease_until)
+        return cleared.claim
+
     def _try_send(self, message: TemplateMessage) -> _SendResult:
         """The request, timed; Meta's answer or the error that says what to do with it."""
         started = self._clock.monotonic()
+        self._request_started_s = started
         result: _SendResult
         try:
             result = self._sender.send(message)
@@ -282,6 +318,9 @@ class BatchExecutor:
             return None
         self._metrics.retries.labels(error_code=exc.code).inc()
         delay_s = self._policy.delay_s(exc, tries, self._rng)
+        # Long enough that the status the retry is checked against is read after this request.
+        since_request_s = self._clock.monotonic() - self._request_started_s
+        delay_s = max(delay_s, self._preflight.min_backoff_s(since_request_s))
         flight.log.info("recipient.retry", code=exc.code, attempt=tries, delay_s=delay_s)
         if not self._clock.sleep(delay_s, flight.stop):
             self._give_back(claim, flight, refund_attempt=False)
