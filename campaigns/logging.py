@@ -18,6 +18,9 @@ from campaigns.domain.redaction import mask_value
 
 _PHONE_KEYS = frozenset({"phone", "to", "recipient"})
 _SECRET_KEYS = frozenset({"token", "access_token", "meta_access_token", "authorization"})
+# Identifiers this system makes itself, never personal: not masked by value (a consumer id
+# ``host:1234567:5f0c1d2e`` holds a pid, a batch id may be digits that look like a number).
+_OWN_IDS = frozenset({"consumer", "owner", "campaign_id", "batch_id", "timestamp", "level"})
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -34,7 +37,8 @@ def _mask_values(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMap
     """Every field's value (the event name and the rendered traceback included) masked by
     value: runs after ``format_exc_info``, so a traceback's text is masked too."""
     for key in list(event):
-        event[key] = mask_value(event[key])
+        if key not in _OWN_IDS:
+            event[key] = mask_value(event[key])
     return event
 
 

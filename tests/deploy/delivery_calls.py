@@ -1,10 +1,12 @@
 """The DynamoDB calls of the status webhooks' store, made as the consumer's receipts loop makes
 them: ``python -m tests.deploy.recording CALLS deliveries CAMPAIGN_ID PHONE``.
 
-A stand-in until the receipts loop (consumer/receipts.py) is wired into ``campaign-consumer``:
-the IAM test records these calls under the consumer's role, so the consumer policy is proved to
-grant every DeliveryStore call (and nothing the code does not call) before the loop exists. It
-reads its settings from the environment, as the consumer does."""
+The consumer's receipts loop (consumer/receipts.py) applies one real status webhook in the IAM
+test's run; this adds the DeliveryStore calls a single receipt does not reach (the wamid
+fallback, a late report, the BSUID link, suppress and unsuppress, running_campaigns), recorded
+under the consumer's role, so the consumer policy is proved to grant every one of them (and
+nothing the code does not call). It reads its settings from the environment, as the consumer
+does."""
 
 from __future__ import annotations
 

@@ -15,9 +15,9 @@ as ``UpdateItem`` on its table, ``via`` TransactWriteItems). A DynamoDB call als
 the ``PK`` of a key or an item, the value a Query's key condition sets the hash key to; none for
 a Scan), so the test can check each against the policy's leading-key conditions.
 
-``deliveries`` is a stand-in for the consumer's receipts loop until that loop is wired: the
-DeliveryStore calls a status webhook makes (tests/deploy/delivery_calls.py), recorded under the
-consumer's role."""
+``deliveries`` adds every DeliveryStore call a status webhook can make
+(tests/deploy/delivery_calls.py) to what the consumer's own receipts loop applied in the run,
+recorded under the consumer's role."""
 
 from __future__ import annotations
 

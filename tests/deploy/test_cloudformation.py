@@ -227,7 +227,7 @@ def campaign_run(stack_run: Run, stack: LocalStack) -> Run:
     run.producer("start", first_id)
     run.run("consumer", "--once", SEND_RATE_PER_SECOND=SLOW_RATE_PER_S)
     run.results["first"] = run.producer("status", first_id)
-    # A status webhook's store calls on the delivered recipient (the receipts loop's stand-in).
+    # Every DeliveryStore call a status webhook can make, on the delivered recipient.
     run.run("deliveries", first_id, first[0])
     run.results["delivered"] = run.producer("status", first_id)
 
@@ -899,10 +899,10 @@ def test_the_consumer_policy_refuses_what_the_consumer_has_no_business_doing(
 
 
 def test_the_consumer_policy_grants_every_call_a_status_webhook_makes(campaign_run: Run) -> None:
-    """The DeliveryStore's calls, recorded from the receipts loop's stand-in (RECORDINGS): a
+    """The DeliveryStore's calls, recorded by tests/deploy/delivery_calls.py (RECORDINGS): a
     delivery's TransactWriteItems is authorised as UpdateItem on the recipient's table and on
     the counter's, the wamid lookup as Query on the index, unsuppress as DeleteItem and
-    running_campaigns as Scan on the campaigns table. The stand-in really applied them."""
+    running_campaigns as Scan on the campaigns table. It really applied them."""
     region, env = _region(campaign_run), campaign_run.env
     calls = campaign_run.recorded("deliveries")
     made = {

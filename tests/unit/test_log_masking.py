@@ -193,6 +193,8 @@ def test_values_that_are_not_personal_are_logged_as_they_are(log_lines: LogLines
         "held": True,
         "counter": "DAILY_COUNTER#2026-01-01#s2",
         "url": "https://graph.facebook.com/v25.0/106540352242922/messages",
+        "consumer": "ip-10-0-1-7:1234567:12345678",  # host, pid, suffix: our own id
+        "owner": "ip-10-0-1-7:1234567:12345678",
     }
 
     logs.get_logger().info("batch.completed", **fields)
