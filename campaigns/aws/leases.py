@@ -108,39 +108,42 @@ class Leases:
 
     def record_attempt(self, claim: Claim, lease_until: float) -> Claim | None:
         """Before a retry: ``ADD attempts 1`` and extend the lease; None if the lease was lost."""
+        return self._extend(
+            claim,
+            lease_until,
+            "SET leaseUntil = :u ADD attempts :one",
+            # On attempts too, so a retried write cannot count one request twice.
+            " AND attempts = :n",
+            {":one": number(1), ":n": number(claim.recipient.attempts)},
+        )
+
+    def renew(self, claim: Claim, lease_until: float) -> Claim | None:
+        """Extend the lease of this very claim (owner and token), still SENDING; None if lost.
+        A retried try whose first landed finds its own lease (owner and until)."""
+        return self._extend(claim, lease_until, "SET leaseUntil = :u", "", {})
+
+    def _extend(
+        self,
+        claim: Claim,
+        lease_until: float,
+        expression: str,
+        condition: str,
+        values: dict[str, Any],
+    ) -> Claim | None:
+        """One write of this very claim's lease (SENDING under its owner, plus ``condition``),
+        ``leaseUntil`` set to ``lease_until``; the claim as written, or None if it was lost."""
         try:
             written = self._table.update(
                 _key(claim),
-                "SET leaseUntil = :u ADD attempts :one",
-                # On attempts too, so a retried write cannot count one request twice.
-                condition="#s = :sending AND leaseOwner = :o AND attempts = :n",
+                expression,
+                condition="#s = :sending AND leaseOwner = :o" + condition,
                 names=_STATUS,
                 values={
                     ":sending": _SENDING,
                     ":o": text(claim.owner),
                     ":u": number(lease_until),
-                    ":one": number(1),
-                    ":n": number(claim.recipient.attempts),
+                    **values,
                 },
-                returns="ALL_NEW",
-                landed=_holds_lease(claim.owner, lease_until),
-                retry=self._retry,
-            )
-        except Refused:
-            return None
-        recipient = recipient_from_item(claim.recipient.campaign_id, written.item)
-        return Claim(recipient=recipient, owner=claim.owner, lease_until=lease_until)
-
-    def renew(self, claim: Claim, lease_until: float) -> Claim | None:
-        """Extend the lease of this very claim (owner and token), still SENDING; None if lost.
-        A retried try whose first landed finds its own lease (owner and until)."""
-        try:
-            written = self._table.update(
-                _key(claim),
-                "SET leaseUntil = :u",
-                condition="#s = :sending AND leaseOwner = :o",
-                names=_STATUS,
-                values={":sending": _SENDING, ":o": text(claim.owner), ":u": number(lease_until)},
                 returns="ALL_NEW",
                 landed=_holds_lease(claim.owner, lease_until),
                 retry=self._retry,
